@@ -656,6 +656,8 @@ def load_catalog(config_dir: Path) -> Catalog:
         )
 
     if problems:
+        # Grouped by file (shared files first), each file's problems in the order found.
+        problems.sort(key=lambda p: (p.file.parent.name == "services", str(p.file)))
         raise CatalogInvalid(problems)
     return Catalog(config_dir, services, windows, approvers, files)
 
