@@ -16,20 +16,25 @@ tested is what users run. The Prefect environment is built here, in one place:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import structlog
 
 from dualop.exceptions import DualopError
+from dualop.settings import Settings
 
 __all__ = [
     "ManagedProcess",
@@ -211,3 +216,154 @@ class Stack:
             yield self
         finally:
             self.stop()
+
+
+# --- dualop up --------------------------------------------------------------------------
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured GitHub secret, or one generated once for the local stack (0600 file)."""
+    if settings.webhook.github_secret is not None:
+        return settings.webhook.github_secret.get_secret_value()
+    path = settings.data_dir / "webhook-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def demo_push(settings: Settings, secret: str, service: str = "storefront-web") -> str | None:
+    """A signed GitHub push for the head of a demo repo, as a copy-paste curl command."""
+    from dualop.catalog import load_catalog
+    from dualop.webhooks import github_signature
+
+    catalog = load_catalog(settings.config_dir)
+    if service not in catalog.services or catalog.services[service].repo_is_url:
+        return None
+    svc = catalog.services[service]
+    head = subprocess.run(
+        ["git", "rev-parse", svc.branch], cwd=svc.repo, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if not head:
+        return None
+    body = json.dumps(
+        {
+            "ref": f"refs/heads/{svc.branch}",
+            "before": "0" * 40,
+            "after": head,
+            "repository": {"full_name": f"demo/{service}", "clone_url": f"file://{svc.repo}"},
+            "pusher": {"name": "newcomer"},
+            "head_commit": {"id": head},
+        }
+    ).encode()
+    path = settings.data_dir.resolve() / "demo-push.json"
+    path.write_bytes(body)
+    return (
+        f"curl -i -X POST http://127.0.0.1:{settings.webhook_port}/webhooks/github \\\n"
+        "  -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \\\n"
+        f"  -H 'X-GitHub-Delivery: {uuid.uuid4()}' \\\n"
+        f"  -H 'X-Hub-Signature-256: {github_signature(secret.encode(), body)}' \\\n"
+        f"  --data-binary @{path}"
+    )
+
+
+def _wait_for_deployment(env: Mapping[str, str], name: str, process: ManagedProcess) -> None:
+    url = f"{env['PREFECT_API_URL']}/deployments/name/{name}"
+    wait_until_healthy(url, timeout=120, process=process)
+
+
+def up(settings: Settings, *, now: datetime) -> int:
+    """Run the whole local stack until Ctrl-C (module docstring); 1 if a process dies."""
+    from dualop.catalog import load_catalog
+    from dualop.demo import ensure_demo
+
+    data = settings.data_dir.resolve()
+    for port, flag in (
+        (settings.prefect_port, "--prefect-port"),
+        (settings.webhook_port, "--webhook-port"),
+    ):
+        if not _port_free(port):
+            raise StackError(f"port {port} is already in use; stop what uses it or pass {flag}")
+    if settings.demo:
+        for repo in ensure_demo(settings.config_dir, now):
+            print(f"created demo repository {repo}")
+    load_catalog(settings.config_dir)  # a broken catalog stops here, with every problem
+    secret = webhook_secret(settings)
+    env = prefect_env(data, port=settings.prefect_port, poll_seconds=settings.runner_poll_seconds)
+    env.update(
+        DUALOP_CONFIG_DIR=str(settings.config_dir.resolve()),
+        DUALOP_PREFECT_PORT=str(settings.prefect_port),
+        DUALOP_WEBHOOK_PORT=str(settings.webhook_port),
+        DUALOP_WEBHOOK__GITHUB_SECRET=secret,
+    )
+    logs = data / "logs"
+    stack = Stack()
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    with stack.running():
+        try:
+            print(f"starting the Prefect server (SQLite under {data / 'prefect'}) ...", flush=True)
+            stack.add(start_prefect_server(env, log_path=logs / "prefect-server.log"))
+            cli = [sys.executable, "-m", "dualop.cli"]
+            serving = stack.add(
+                spawn(
+                    "dualop serve", [*cli, "serve"], env=env, log_path=logs / "serve.log", cwd=None
+                )
+            )
+            hook = stack.add(
+                spawn(
+                    "dualop webhook",
+                    [*cli, "webhook"],
+                    env=env,
+                    log_path=logs / "webhook.log",
+                    cwd=None,
+                )
+            )
+            wait_until_healthy(f"http://127.0.0.1:{settings.webhook_port}/healthz", process=hook)
+            _wait_for_deployment(env, "route/route", serving)
+            print(_banner(settings, data, demo_push(settings, secret)), flush=True)
+            while (dead := stack.first_dead()) is None:
+                time.sleep(1)
+            print(
+                f"\n{dead.name} stopped (status {dead.proc.returncode}); its log ends with:\n"
+                f"{dead.tail()}",
+                file=sys.stderr,
+            )
+            return 1
+        except KeyboardInterrupt:
+            print("\nstopping ...", flush=True)
+            return 0
+
+
+def _banner(settings: Settings, data: Path, curl: str | None) -> str:
+    lines = [
+        "",
+        "dualop is up.",
+        f"  Prefect UI      http://127.0.0.1:{settings.prefect_port}",
+        f"  webhooks        http://127.0.0.1:{settings.webhook_port}/webhooks/github (and gitlab)",
+        f"  logs            {data / 'logs'}",
+        f"  audit log       {data / 'audit.jsonl'}",
+        "",
+    ]
+    if curl:
+        lines += ["Release the demo digital service with a signed GitHub push:", "", curl, ""]
+    lines += [
+        "Or: .venv/bin/dualop release storefront-web   |   .venv/bin/dualop release ledger-core",
+        "Heritage approvals: .venv/bin/dualop approvals, or Resume in the run's page in the UI.",
+        "Ctrl-C stops everything; `make up` again reuses the data.",
+    ]
+    return "\n".join(lines)

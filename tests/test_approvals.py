@@ -138,7 +138,7 @@ class TestGateStatus:
         status = self.replay(decision("alice"), decision("alice"), decision("carol"))
         assert not status.approved
         assert status.missing == 1
-        assert [r for _, r in status.refused][0].startswith("alice has already approved")
+        assert next(r for _, r in status.refused).startswith("alice has already approved")
 
     def test_any_rejection_ends_the_gate(self) -> None:
         """A rejection after an approval ends it, rejected."""
