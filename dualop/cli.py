@@ -82,6 +82,302 @@ def cmd_catalog_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- classify and windows ---------------------------------------------------------------
+
+
+def _selected(catalog: Any, names: list[str]) -> list[Any]:
+    return [catalog.service(n) for n in names] if names else list(catalog.services.values())
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from dualop.classify import classify_service
+    from dualop.workspace import service_repo
+
+    settings = _settings(args)
+    catalog = _catalog(settings)
+    at = args.at or now_utc()
+    verdicts = [
+        classify_service(
+            svc,
+            service_repo(svc, workspace=settings.workspace_path),
+            at=at,
+            settings=settings.classifier,
+        )
+        for svc in _selected(catalog, args.services)
+    ]
+    if args.json:
+        _print_json([v.to_json_dict() for v in verdicts])
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Classification at {at.isoformat()}", show_lines=True)
+    for column in ("service", "model", "cost of change", "demand for change", "why"):
+        table.add_column(column)
+    for v in verdicts:
+        model = v.model.value + (" (forced)" if v.forced else "")
+        if v.migration_candidate:
+            model += "\nmigration candidate"
+        table.add_row(
+            v.service,
+            model,
+            f"{v.cost_of_change.level} ({v.cost_of_change.score:.2f})",
+            f"{v.demand_for_change.level} ({v.demand_for_change.score:.2f})",
+            "\n".join(f"- {r}" for r in v.reasons),
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_windows(args: argparse.Namespace) -> int:
+    from dualop.catalog import OperatingModel
+    from dualop.windows import window_status
+
+    settings = _settings(args)
+    catalog = _catalog(settings)
+    at = args.at or now_utc()
+    statuses = []
+    for svc in _selected(catalog, args.services):
+        model = svc.forced_model or (
+            OperatingModel.DIGITAL if svc.heritage is None else OperatingModel.HERITAGE
+        )
+        statuses.append(window_status(svc, model, catalog.windows, at))
+    if args.json:
+        _print_json([s.to_json_dict() for s in statuses])
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Release windows at {at.isoformat()}")
+    for column in ("service", "model", "open", "window", "closes at", "next open at", "frozen by"):
+        table.add_column(column)
+    for st in statuses:
+        d = st.to_json_dict()
+        table.add_row(
+            st.service,
+            str(d.get("model", "")),
+            "yes" if st.open else "no",
+            st.window or "-",
+            d["closes_at"] or "-",
+            d["next_open_at"] or "-",
+            st.frozen_by or "-",
+        )
+    Console().print(table)
+    return 0
+
+
+# --- releases and approvals ---------------------------------------------------------------
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from dualop.refs import validate_ref
+    from dualop.routing import expected_route
+
+    settings = _settings(args)
+    catalog = _catalog(settings)
+    svc = catalog.service(args.service)
+    if args.ref:
+        validate_ref(args.ref)
+    if args.emergency and not (args.reason and args.reason.strip()):
+        raise InputError("--emergency needs --reason TEXT saying why this cannot wait")
+    if args.reason and not args.emergency:
+        raise InputError("--reason goes with --emergency; drop it or add --emergency")
+    _use_local_prefect(settings)
+    from flows.prefect_api import start_deployment, wait_for_final
+
+    requested_by = args.requested_by or _whoami()
+    if args.emergency:
+        if svc.heritage is None:
+            raise InputError(
+                f"{svc.name} has no heritage: block; an emergency change is a "
+                "heritage migration. Use `dualop release` without --emergency"
+            )
+        run_id = start_deployment(
+            "migration/migration",
+            {
+                "service": svc.name,
+                "ref": args.ref,
+                "trigger": "cli",
+                "requested_by": requested_by,
+                "emergency": True,
+                "reason": args.reason,
+            },
+        )
+        answer = {
+            "flow_run_id": run_id,
+            "service": svc.name,
+            "model": "heritage",
+            "action": "emergency-migration",
+        }
+    else:
+        from dualop.audit import open_audit_log
+
+        model, action = expected_route(svc, open_audit_log(settings))
+        run_id = start_deployment(
+            "route/route",
+            {
+                "service": svc.name,
+                "ref": args.ref,
+                "trigger": "cli",
+                "requested_by": requested_by,
+            },
+        )
+        answer = {"flow_run_id": run_id, "service": svc.name, "model": model, "action": action}
+    code = 0
+    if args.wait:
+        state = wait_for_final(run_id, timeout=args.timeout)
+        answer["state"] = state
+        code = 0 if state == "Completed" else 1
+    if args.json:
+        _print_json(answer)
+    else:
+        print(answer["flow_run_id"])
+        if args.wait:
+            print(answer["state"], file=sys.stderr)
+    return code
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    from dualop.audit import open_audit_log
+    from flows.inbox import pending_approvals
+
+    settings = _settings(args)
+    _use_local_prefect(settings)
+    items = pending_approvals(open_audit_log(settings))
+    if args.json:
+        _print_json(items)
+        return 0
+    if not items:
+        print("no runs are awaiting approval")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Awaiting approval")
+    for column in ("flow run", "service", "plan", "approvals", "deadline", "emergency"):
+        table.add_column(column)
+    for it in items:
+        table.add_row(
+            it["flow_run_id"],
+            it["service"],
+            it["plan_digest"][:12],
+            f"{', '.join(it['approvals']) or '-'} ({len(it['approvals'])}/{it['required']})",
+            it["deadline"],
+            "EMERGENCY" if it["emergency"] else "",
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from dualop.audit import open_audit_log
+    from flows.inbox import decide
+
+    settings = _settings(args)
+    _use_local_prefect(settings)
+    decision = "approve" if args.command == "approve" else "reject"
+    if decision == "reject" and not (args.comment and args.comment.strip()):
+        raise InputError("a rejection needs --comment TEXT saying why")
+    message = decide(
+        open_audit_log(settings),
+        args.run_id,
+        decision=decision,
+        approver=args.as_name,
+        comment=args.comment or "",
+        now=now_utc(),
+    )
+    print(message)
+    return 0
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from dualop.audit import open_audit_log
+
+    settings = _settings(args)
+    count = open_audit_log(settings).verify()
+    print(f"audit chain intact: {count} entries")
+    return 0
+
+
+def cmd_audit_show(args: argparse.Namespace) -> int:
+    from dualop.audit import open_audit_log
+
+    settings = _settings(args)
+    entries = open_audit_log(settings).entries(service=args.service)
+    if args.json:
+        _print_json([e.model_dump(mode="json") for e in entries])
+        return 0
+    for e in entries:
+        data = " ".join(f"{k}={v}" for k, v in e.data.items() if v not in (None, "", [], {}))
+        print(f"{e.seq:>5} {e.at.isoformat()} {e.kind:<20} {e.service or '-':<16} {data}")
+    return 0
+
+
+# --- running the stack ------------------------------------------------------------------
+
+
+def _use_local_prefect(settings: Any) -> None:
+    """CLI commands that talk to Prefect use PREFECT_API_URL when set, else the local stack."""
+    import os
+
+    os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{settings.prefect_port}/api")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    catalog = _catalog(settings)
+    _use_local_prefect(settings)
+    from prefect import serve
+
+    from flows.deployments import build_deployments, ensure_release_limits
+
+    ensure_release_limits(catalog.services)
+    serve(
+        *build_deployments(catalog),
+        limit=args.limit,
+        query_seconds=settings.runner_poll_seconds,
+        print_starting_message=True,
+    )
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _catalog(settings)  # refuse to start on a broken catalog
+    _use_local_prefect(settings)
+    from dualop.webhooks import run_receiver
+
+    run_receiver(
+        settings, host=args.host or settings.webhook.host, port=args.port or settings.webhook_port
+    )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from dualop.stack import up
+
+    settings = _settings(
+        args,
+        data_dir=args.data_dir,
+        prefect_port=args.prefect_port,
+        webhook_port=args.webhook_port,
+        demo=False if args.no_demo else None,
+    )
+    return up(settings, now=now_utc())
+
+
 # --- the parser -------------------------------------------------------------------------
 
 
@@ -103,12 +399,87 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     validate = catalog_sub.add_parser("validate", help="validate every file; exit 2 on problems")
     validate.set_defaults(handler=cmd_catalog_validate)
+
+    classify = sub.add_parser("classify", help="which operating model, and why")
+    classify.add_argument("services", nargs="*", metavar="SERVICE")
+    classify.add_argument("--at", type=_at, default=None, help="ISO-8601 end of the look-back")
+    classify.add_argument("--json", action="store_true")
+    classify.set_defaults(handler=cmd_classify)
+
+    windows = sub.add_parser("windows", help="can the service release now; next open slot")
+    windows.add_argument("services", nargs="*", metavar="SERVICE")
+    windows.add_argument("--at", type=_at, default=None, help="ISO-8601 instant (default now)")
+    windows.add_argument("--json", action="store_true")
+    windows.set_defaults(handler=cmd_windows)
+
+    release = sub.add_parser("release", help="start a release (the route flow)")
+    release.add_argument("service", metavar="SERVICE")
+    release.add_argument("--ref", default=None, help="branch, tag or commit (default: branch head)")
+    release.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    release.add_argument("--timeout", type=float, default=1800.0, help="with --wait, seconds")
+    release.add_argument("--json", action="store_true")
+    release.add_argument(
+        "--emergency",
+        action="store_true",
+        help="heritage emergency change: no window wait, one extra approval",
+    )
+    release.add_argument("--reason", default=None, help="why (required with --emergency)")
+    release.add_argument("--requested-by", default=None, help="default: your login name")
+    release.set_defaults(handler=cmd_release)
+
+    approvals = sub.add_parser("approvals", help="runs awaiting approval (an approver's inbox)")
+    approvals.add_argument("--json", action="store_true")
+    approvals.set_defaults(handler=cmd_approvals)
+    for verb in ("approve", "reject"):
+        p = sub.add_parser(verb, help=f"{verb} a heritage change awaiting approval")
+        p.add_argument("run_id", metavar="RUN_ID")
+        p.add_argument(
+            "--as",
+            dest="as_name",
+            required=True,
+            metavar="NAME",
+            help="your approver name (checked against the policy)",
+        )
+        p.add_argument("--comment", default=None, help="why (required to reject)")
+        p.set_defaults(handler=cmd_decide)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="exit 1 naming the first broken entry")
+    verify.set_defaults(handler=cmd_audit_verify)
+    show = audit_sub.add_parser("show", help="list entries")
+    show.add_argument("--service", default=None)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_audit_show)
+
+    up = sub.add_parser(
+        "up",
+        help="run the local stack: Prefect server + UI, the served "
+        "deployments, the webhook receiver, and the demo",
+    )
+    up.add_argument("--data-dir", type=Path, default=None, help="default: .dualop")
+    up.add_argument("--prefect-port", type=int, default=None, help="default: 4200")
+    up.add_argument("--webhook-port", type=int, default=None, help="default: 8088")
+    up.add_argument("--no-demo", action="store_true", help="do not create the demo repositories")
+    up.set_defaults(handler=cmd_up)
+
+    serve = sub.add_parser("serve", help="serve the deployments alone (needs a Prefect server)")
+    serve.add_argument("--limit", type=int, default=20, help="concurrent runs (default 20)")
+    serve.set_defaults(handler=cmd_serve)
+
+    webhook = sub.add_parser("webhook", help="run the webhook receiver alone")
+    webhook.add_argument("--host", default=None, help="default: 127.0.0.1")
+    webhook.add_argument("--port", type=int, default=None, help="default: 8088")
+    webhook.set_defaults(handler=cmd_webhook)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error (already printed)
+        return int(e.code or 0)
     handler: Handler = args.handler
     try:
         return handler(args)
