@@ -1,0 +1,116 @@
+"""Helpers for end-to-end tests against the session's real Prefect server."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.objects import FlowRun
+
+from dualop.testing import RepoBuilder
+
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+def read_run(run_id: str | UUID) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(UUID(str(run_id)))
+
+
+def wait_for(run_id: str | UUID, *, until: set[str] | None = None, name: str | None = None,
+             timeout: float = 120.0) -> FlowRun:
+    """Poll until the run's state type is in `until` (default: final) or its name is `name`."""
+    until = until or FINAL
+    deadline = time.monotonic() + timeout
+    while True:
+        run = read_run(run_id)
+        state = run.state
+        if state is not None and (state.type.value in until or (name and state.name == name)):
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} still {state.name if state else None} after {timeout}s")
+        time.sleep(0.5)
+
+
+def children(run_id: str | UUID) -> list[FlowRun]:
+    """Child flow runs (subflows) of a run."""
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id={"any_": [UUID(str(run_id))]})  # type: ignore[arg-type]
+        )
+        ids = [t.id for t in task_runs]
+        if not ids:
+            return []
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_task_run_id={"any_": ids})  # type: ignore[arg-type]
+        )
+
+
+def artifacts_of(run_id: str | UUID) -> list[Any]:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(run_id))]))
+        )
+
+
+def audit(data_dir: Path, **match: Any) -> list[dict[str, Any]]:
+    path = data_dir / "audit.jsonl"
+    if not path.exists():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in entries if all(e.get(k) == v or e["data"].get(k) == v for k, v in match.items())]
+
+
+def py(code: str) -> list[str]:
+    """An argv that runs `code` with this interpreter (no shell)."""
+    return [sys.executable, "-c", code]
+
+
+def digital_repo(root: Path, name: str) -> RepoBuilder:
+    repo = RepoBuilder.init(root / "repos" / name)
+    repo.commit("feat: first", files={"app.py": "VERSION = 1\n"})
+    return repo
+
+
+def service_yaml(name: str, repo: Path, *, build: list[str] | None = None,
+                 test: list[str] | None = None, health: list[str] | None = None,
+                 extra: str = "") -> str:
+    build = build or py("import pathlib; pathlib.Path('dist').mkdir(); pathlib.Path('dist/app').write_text('built')")
+    test = test or py("print('tests pass')")
+    lines = [
+        f"name: {name}",
+        f"repo: {repo}",
+        "branch: main",
+        "owner: team-e2e",
+        "runtime: python3.12",
+        "operating_model: digital",
+        "reason: end-to-end test service",
+        "deploy: {kind: local}",
+        f"paved_road: {{build: {json.dumps(build)}, test: {json.dumps(test)}}}",
+    ]
+    if health is not None:
+        lines.append(f"health: {{command: {json.dumps(health)}, budget: 3s, timeout: 2s}}")
+    return "\n".join(lines) + "\n" + extra
+
+
+def push_payload(repo: RepoBuilder, *, branch: str = "main", after: str | None = None) -> bytes:
+    return json.dumps({
+        "ref": f"refs/heads/{branch}",
+        "before": "0" * 40,
+        "after": after or repo.head(),
+        "repository": {"clone_url": f"file://{repo.path}"},
+        "pusher": {"name": "pusher"},
+    }).encode()
+
+
+def delivery() -> str:
+    return str(uuid.uuid4())
