@@ -145,7 +145,12 @@ def _pump(
     on_line: Callable[[str], None] | None,
     mask: Callable[[str], str],
 ) -> tuple[deque[str], bool]:
-    """Forward output lines until the pipe closes; enforce the timeout. (tail, timed_out)"""
+    """Forward output lines until the command has exited; enforce the timeout. (tail, timed_out)
+
+    The deadline is checked between every two lines (a command that prints without pause
+    still times out), and a command that closes its output early (`exec >log 2>&1`) is
+    waited for, not killed, until its timeout.
+    """
     lines: queue.Queue[object] = queue.Queue()
     assert proc.stdout is not None  # noqa: S101  # PIPE was asked for
     threading.Thread(
@@ -155,19 +160,8 @@ def _pump(
     deadline = time.monotonic() + timeout
     killed_at: float | None = None
     exited_at: float | None = None
+    eof = False
     while True:
-        try:
-            item = lines.get(timeout=_POLL_S)
-        except queue.Empty:
-            item = None
-        if item is _EOF:
-            break
-        if isinstance(item, str):
-            line = mask(item)
-            tail.append(line)
-            if on_line is not None:
-                on_line(line)
-            continue
         now = time.monotonic()
         if killed_at is None and now >= deadline and proc.poll() is None:
             killed_at = now
@@ -175,14 +169,53 @@ def _pump(
             _signal_group(proc.pid, signal.SIGTERM)
         elif killed_at is not None and now - killed_at >= TERM_GRACE_S:
             _signal_group(proc.pid, signal.SIGKILL)
-            killed_at = now  # keep sending until the pipe closes
+            killed_at = now  # keep sending until the command is gone
+        if eof:
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=_POLL_S)
+            continue
+        try:
+            item = lines.get(timeout=_POLL_S)
+        except queue.Empty:
+            item = None
+        if item is _EOF:
+            eof = True
+            continue
+        if isinstance(item, str):
+            line = mask(item)
+            tail.append(line)
+            if on_line is not None:
+                on_line(line)
         if proc.poll() is not None:
             # The command exited but something it started may still hold the pipe open.
             exited_at = exited_at or now
             if now - exited_at >= EOF_GRACE_S:
                 log.warning("dualop.command.output_left_open", what=what, pid=proc.pid)
+                _drain(lines, tail, on_line=on_line, mask=mask)
                 break
     return tail, killed_at is not None
+
+
+def _drain(
+    lines: queue.Queue[object],
+    tail: deque[str],
+    *,
+    on_line: Callable[[str], None] | None,
+    mask: Callable[[str], str],
+) -> None:
+    """Forward the lines already read but not yet handed on."""
+    while True:
+        try:
+            item = lines.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(item, str):
+            line = mask(item)
+            tail.append(line)
+            if on_line is not None:
+                on_line(line)
 
 
 def _read_lines(stream: IO[str], out: queue.Queue[object]) -> None:

@@ -1,9 +1,11 @@
 """Health checks: an HTTP GET that must answer 2xx, or a command that must exit 0.
 
-Each attempt has its own timeout; failed attempts are retried with exponential backoff
-(0.5 s, doubling, at most 5 s between attempts) until the total budget is spent, then
-`HealthCheckFailed` names the target (credentials masked), the last status or error and
-the number of attempts. `sleep` and `clock` are arguments so tests run in no time.
+Each attempt has its own timeout, cut to what is left of the budget (but not below
+`MIN_ATTEMPT_S`), so a check ends within its budget plus at most that. Failed attempts are
+retried with exponential backoff (0.5 s, doubling, at most 5 s between attempts) until the
+total budget is spent, then `HealthCheckFailed` names the target (credentials masked), the
+last status or error and the number of attempts. `sleep` and `clock` are arguments so tests
+run in no time.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from dualop.commands import CommandNotFound, run_command
 from dualop.exceptions import CommandFailed, HealthCheckFailed
 from dualop.logging import redact_url
 
-__all__ = ["BACKOFF_CAP_S", "BACKOFF_START_S", "HealthResult", "check_health"]
+__all__ = ["BACKOFF_CAP_S", "BACKOFF_START_S", "MIN_ATTEMPT_S", "HealthResult", "check_health"]
 
 log = structlog.get_logger(__name__)
 
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 5.0
+MIN_ATTEMPT_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ def check_health(
     on_line: Callable[[str], None] | None = None,
 ) -> HealthResult:
     """Run the check until it passes (return a `HealthResult`) or its budget is spent (raise)."""
-    attempt: Callable[[], tuple[bool, str]]
+    attempt: Callable[[float], tuple[bool, str]]
     match spec:
         case HttpHealth():
             target = f"GET {redact_url(spec.http)}"
@@ -73,7 +76,8 @@ def check_health(
     attempts = 0
     while True:
         attempts += 1
-        ok, detail = attempt()
+        left = budget - (clock() - started)
+        ok, detail = attempt(min(spec.timeout.total_seconds(), max(left, MIN_ATTEMPT_S)))
         elapsed = clock() - started
         if ok:
             log.info("dualop.health.passed", target=target, attempts=attempts, detail=detail)
@@ -92,10 +96,8 @@ def check_health(
         delay = min(delay * 2, BACKOFF_CAP_S)
 
 
-def _http_attempt(spec: HttpHealth) -> Callable[[], tuple[bool, str]]:
-    timeout = spec.timeout.total_seconds()
-
-    def attempt() -> tuple[bool, str]:
+def _http_attempt(spec: HttpHealth) -> Callable[[float], tuple[bool, str]]:
+    def attempt(timeout: float) -> tuple[bool, str]:
         try:
             response = httpx.get(spec.http, timeout=timeout, follow_redirects=True)
         except httpx.TimeoutException:
@@ -114,20 +116,20 @@ def _command_attempt(
     cwd: Path,
     env: Mapping[str, str] | None,
     on_line: Callable[[str], None] | None,
-) -> Callable[[], tuple[bool, str]]:
-    def attempt() -> tuple[bool, str]:
+) -> Callable[[float], tuple[bool, str]]:
+    def attempt(timeout: float) -> tuple[bool, str]:
         try:
             run_command(
                 spec.command,
                 what="health check",
                 cwd=cwd,
                 env=env,
-                timeout=spec.timeout.total_seconds(),
+                timeout=timeout,
                 on_line=on_line,
             )
         except CommandFailed as e:
             if e.timed_out:
-                return False, f"timed out after {spec.timeout.total_seconds():g}s"
+                return False, f"timed out after {timeout:g}s"
             if isinstance(e, CommandNotFound):  # retrying cannot help
                 raise HealthCheckFailed(f"health check failed: {e}") from e
             last = e.output_tail.splitlines()[-1:] if e.output_tail else []

@@ -128,6 +128,43 @@ class TestRunCommand:
         grandchild_pid = int(pidfile.read_text())
         assert wait_gone(grandchild_pid), "the grandchild survived the timeout"
 
+    def test_timeout_of_a_command_that_never_stops_printing(self, tmp_path: Path) -> None:
+        """A command printing without pause still times out (the deadline is checked per line)."""
+        argv = py("while True: print('still going', flush=True)")
+        with pytest.raises(CommandFailed) as info:
+            run_command(argv, what="deploy", cwd=tmp_path, timeout=0.5)
+        assert info.value.timed_out
+        assert info.value.output_tail.splitlines()[-1] == "still going"
+
+    @pytest.mark.parametrize(
+        ("sleep", "timeout", "timed_out"),
+        [
+            pytest.param(0.3, 20, False, id="finishes-after-closing-its-output"),
+            pytest.param(60, 0.5, True, id="times-out-after-closing-its-output"),
+        ],
+    )
+    def test_command_that_closes_its_output(
+        self, tmp_path: Path, sleep: float, timeout: float, timed_out: bool
+    ) -> None:
+        """A command that closes stdout and stderr (`exec >log 2>&1`) is waited for, not killed."""
+        done = tmp_path / "done"
+        argv = py(f"""
+            import os, time
+            print("redirecting", flush=True)
+            os.close(1); os.close(2)
+            time.sleep({sleep})
+            open({str(done)!r}, "w").write("ok")
+        """)
+        if timed_out:
+            with pytest.raises(CommandFailed) as info:
+                run_command(argv, what="deploy", cwd=tmp_path, timeout=timeout)
+            assert info.value.timed_out and info.value.output_tail == "redirecting"
+            assert not done.exists()
+        else:
+            result = run_command(argv, what="deploy", cwd=tmp_path, timeout=timeout)
+            assert result.returncode == 0 and result.output_tail == "redirecting"
+            assert done.read_text() == "ok"
+
     def test_output_held_open_by_a_background_child(self, tmp_path: Path) -> None:
         """A command that exits 0 while a child it started keeps the pipe open still returns."""
         pidfile = tmp_path / "bg.pid"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -238,29 +239,43 @@ class TestLocalDeployRefusals:
         assert release_names(root) == ["1.0.0"]
 
 
+# Imports dualop once, then forks one deploy loop per line read; the test SIGKILLs each loop
+# at a random moment (a fresh interpreter per kill would spend most of its time importing).
 CHILD = textwrap.dedent("""
-    import sys
+    import os, sys, traceback
     from pathlib import Path
     from dualop.deploy import LocalDeployer, Release
 
-    root, sources, i = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    root, sources = Path(sys.argv[1]), Path(sys.argv[2])
     versions = sorted(p.name for p in sources.iterdir())
-    deployer = LocalDeployer(root, keep=3)
     print("ready", flush=True)
-    while True:
-        v = versions[i % len(versions)]
-        r = Release("web-shop", v, "c" + v, sources / v)
-        deployer.deploy(r)
-        if i % 3 == 0:
-            deployer.rollback(r)
-        i += 1
+    for line in sys.stdin:
+        i = int(line)
+        pid = os.fork()
+        if pid == 0:  # the deployer: deploys (and sometimes rolls back) until killed
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                deployer = LocalDeployer(root, keep=3)
+                while True:
+                    v = versions[i % len(versions)]
+                    r = Release("web-shop", v, "c" + v, sources / v)
+                    deployer.deploy(r)
+                    if i % 3 == 0:
+                        deployer.rollback(r)
+                    i += 1
+            finally:
+                traceback.print_exc()
+                os._exit(1)
+        print(pid, flush=True)
+        print(os.waitpid(pid, 0)[1], flush=True)
 """)
 
 
 @pytest.mark.e2e
 class TestLocalDeployKilled:
     def test_current_is_always_complete_under_sigkill(self, tmp_path: Path) -> None:
-        """SIGKILLed at random moments, 40 times: `current` and every release folder are whole."""
+        """SIGKILLed at random moments, 50 times: `current` and every release folder are whole."""
         sources = tmp_path / "src"
         for n in range(6):
             make_tree(tmp_path, f"2.0.{n}", files=300, size=4000)
@@ -272,34 +287,49 @@ class TestLocalDeployKilled:
         rng = random.Random(20240601)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
         home = root / SVC
-        switches = set()
-        for attempt in range(40):
-            child = subprocess.Popen(
-                [sys.executable, "-c", CHILD, str(root), str(sources), str(attempt)],
-                stdout=subprocess.PIPE,
-                env=env,
-                text=True,
-            )
-            assert child.stdout is not None
-            assert child.stdout.readline() == "ready\n"
-            try:
-                child.wait(timeout=rng.uniform(0.0, 0.4))
-            except subprocess.TimeoutExpired:
-                child.send_signal(signal.SIGKILL)
-            assert child.wait() == -signal.SIGKILL, "the deploy loop ended on its own"
-            child.stdout.close()
+        switches: set[str] = set()
+        mid_copy = 0  # kills that left a half-copied release behind
+        zygote = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(root), str(sources)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        assert zygote.stdin is not None and zygote.stdout is not None
+        try:
+            assert zygote.stdout.readline() == "ready\n"
+            for attempt in range(50):
+                zygote.stdin.write(f"{attempt}\n")
+                zygote.stdin.flush()
+                pid = int(zygote.stdout.readline())
+                time.sleep(rng.uniform(0.0, 0.15))
+                os.kill(pid, signal.SIGKILL)
+                status = int(zygote.stdout.readline())
+                assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
+                    f"attempt {attempt}: the deploy loop ended on its own (status {status})"
+                )
 
-            live = os.readlink(home / "current")
-            switches.add(live)
-            target = (home / live).resolve()
-            marker = read_marker(target)
-            assert marker is not None, f"attempt {attempt}: current -> {live} has no marker"
-            assert tree_files(target) == expected[target.name], f"attempt {attempt}: {live}"
-            for folder in (home / "releases").iterdir():
-                if not folder.name.startswith("."):
-                    assert read_marker(folder) is not None, f"attempt {attempt}: {folder.name}"
-                    assert tree_files(folder) == expected[folder.name]
+                live = os.readlink(home / "current")
+                switches.add(live)
+                target = (home / live).resolve()
+                marker = read_marker(target)
+                assert marker is not None, f"attempt {attempt}: current -> {live} has no marker"
+                assert marker["commit"] == "c" + target.name
+                assert tree_files(target) == expected[target.name], f"attempt {attempt}: {live}"
+                assert LocalDeployer(root).current_version(SVC) == target.name
+                for folder in (home / "releases").iterdir():
+                    if folder.name.startswith(".tmp-"):
+                        mid_copy += 1
+                    elif not folder.name.startswith("."):
+                        assert read_marker(folder) is not None, f"attempt {attempt}: {folder.name}"
+                        assert tree_files(folder) == expected[folder.name]
+        finally:
+            zygote.stdin.close()
+            zygote.wait(timeout=30)
+            zygote.stdout.close()
         assert len(switches) > 1  # the kills did land after some switches
+        assert mid_copy > 0  # ... and in the middle of some copies
         after = LocalDeployer(root, keep=3)
         after.deploy(Release(SVC, "2.0.5", "c2.0.5", sources / "2.0.5"))
         assert after.current_version(SVC) == "2.0.5"

@@ -66,7 +66,7 @@ def server() -> Iterator[tuple[str, Script]]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", script
@@ -204,6 +204,18 @@ class TestCommandHealth:
         t = FakeTime()
         with pytest.raises(HealthCheckFailed, match=r"timed out after 0\.3s"):
             check_health(spec, cwd=tmp_path, sleep=t.sleep, clock=t.clock)
+
+    def test_attempt_timeout_is_cut_to_the_budget(self, tmp_path: Path) -> None:
+        """An attempt never outlives the budget: a 30 s timeout in a 0.6 s budget waits 0.6 s."""
+        spec = CommandHealth(
+            command=[sys.executable, "-c", "import time; time.sleep(30)"],
+            timeout=timedelta(seconds=30),
+            budget=timedelta(seconds=0.6),
+        )
+        t = FakeTime()  # the real clock: the attempt's own duration is what counts here
+        with pytest.raises(HealthCheckFailed, match=r"timed out after 0\.6s, after 1 attempt"):
+            check_health(spec, cwd=tmp_path, sleep=t.sleep, clock=time.monotonic)
+        assert t.sleeps == []
 
     def test_missing_program_fails_at_once(self, tmp_path: Path) -> None:
         """A program that does not exist is not retried."""
