@@ -116,7 +116,8 @@ class Classification(_Frozen):
 # --- measuring ----------------------------------------------------------------------------
 
 
-def _is_fix_signal(commit: Commit) -> bool:
+def is_fix_signal(commit: Commit) -> bool:
+    """A revert or a hotfix: evidence that the release before it failed."""
     subject = commit.subject.lower()
     return commit.subject.startswith('Revert "') or "hotfix" in subject or "hot-fix" in subject
 
@@ -161,8 +162,7 @@ def _metrics(
     in_window = [t for t in by_date if t.tagged_at >= since]
     series = before[-1:] + in_window
     intervals = [
-        (b.tagged_at - a.tagged_at).total_seconds() / DAY
-        for a, b in itertools.pairwise(series)
+        (b.tagged_at - a.tagged_at).total_seconds() / DAY for a, b in itertools.pairwise(series)
     ]
 
     # Lead time: walk the branch newest → oldest; a commit ships with the nearest release
@@ -186,7 +186,7 @@ def _metrics(
     # Change failure rate: a release whose successor ships a revert or a hotfix.
     failures = 0
     for _, later in itertools.pairwise(series):
-        if any(_is_fix_signal(c) for c in releases_of.get(later.name, [])):
+        if any(is_fix_signal(c) for c in releases_of.get(later.name, [])):
             failures += 1
     cost_measured = len(series) >= settings.min_releases and len(commits) >= settings.min_commits
     rated = len(series) - 1

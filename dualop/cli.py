@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dualop.exceptions import (
     ApprovalError,
@@ -284,7 +284,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _use_local_prefect(settings)
-    decision = "approve" if args.command == "approve" else "reject"
+    decision: Literal["approve", "reject"] = "approve" if args.command == "approve" else "reject"
     if decision == "reject" and not (args.comment and args.comment.strip()):
         raise InputError("a rejection needs --comment TEXT saying why")
     message = decide(
@@ -322,6 +322,70 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
     for e in entries:
         data = " ".join(f"{k}={v}" for k, v in e.data.items() if v not in (None, "", [], {}))
         print(f"{e.seq:>5} {e.at.isoformat()} {e.kind:<20} {e.service or '-':<16} {data}")
+    return 0
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from dualop.audit import open_audit_log
+    from dualop.report import dora_report
+
+    settings = _settings(args)
+    until = now_utc()
+    since = args.since or until - timedelta(days=30)
+    report = dora_report(open_audit_log(settings).entries(), since=since, until=until)
+    if args.json:
+        _print_json(report.to_json_dict())
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value: object) -> str:
+        return "-" if value is None else str(value)
+
+    table = Table(title=f"DORA metrics {since:%Y-%m-%d} to {until:%Y-%m-%d}")
+    columns = (
+        "service",
+        "model",
+        "releases/wk",
+        "lead time h",
+        "failure rate",
+        "restore h",
+        "approval wait h",
+        "window wait h",
+        "migration candidate",
+    )
+    for column in columns:
+        table.add_column(column)
+    for s in report.services:
+        table.add_row(
+            s.service,
+            s.model,
+            fmt(s.deployment_frequency_per_week),
+            fmt(s.lead_time_median_h),
+            fmt(s.change_failure_rate),
+            fmt(s.time_to_restore_median_h),
+            fmt(s.approval_wait_median_h),
+            fmt(s.window_wait_median_h),
+            {True: "YES", False: "no", None: "-"}[s.migration_candidate],
+        )
+    for m in report.models:
+        table.add_row(
+            f"[b]all {m.model}[/b]",
+            m.model,
+            fmt(m.deployment_frequency_per_week),
+            fmt(m.lead_time_median_h),
+            fmt(m.change_failure_rate),
+            fmt(m.time_to_restore_median_h),
+            "",
+            "",
+            "",
+        )
+    Console(width=max(140, Console().width)).print(table)
     return 0
 
 
@@ -451,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--service", default=None)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_audit_show)
+
+    report = sub.add_parser("report", help="DORA metrics per service and operating model")
+    report.add_argument("--since", type=_at, default=None, help="ISO-8601 (default 30 days ago)")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(handler=cmd_report)
 
     up = sub.add_parser(
         "up",

@@ -60,6 +60,11 @@ class ChangeRecord:
     def estimate(self) -> timedelta:
         return sum((s.estimate for s in self.steps), timedelta())
 
+    def lead_time(self, live_at: datetime) -> float | None:
+        """Seconds from the oldest change in the record to `live_at`."""
+        first = min((c.committed_at for c in self.commits), default=None)
+        return (live_at - first).total_seconds() if first else None
+
     @property
     def authors(self) -> list[tuple[str, str]]:
         return sorted({(c.author_name, c.author_email) for c in self.commits})

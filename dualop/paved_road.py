@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from dualop.catalog import Service
+from dualop.classify import is_fix_signal
 from dualop.git import Commit, GitRepo, ReleaseTag
 from dualop.versioning import next_version
 
@@ -55,6 +56,11 @@ class ReleasePlan:
     def first_commit_at(self) -> datetime | None:
         """When the oldest change in this release was committed (start of lead time)."""
         return min((c.committed_at for c in self.commits), default=None)
+
+    @property
+    def hotfix(self) -> bool:
+        """The release ships a revert or a hotfix: the release before it failed."""
+        return any(is_fix_signal(c) for c in self.commits)
 
     def lead_time(self, live_at: datetime) -> timedelta | None:
         first = self.first_commit_at

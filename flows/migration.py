@@ -40,7 +40,7 @@ from pydantic import Field
 
 from dualop.approvals import Decision, gate_status
 from dualop.catalog import NAME_PATTERN, OperatingModel
-from dualop.classify import classify_service
+from dualop.classify import classify_service, is_fix_signal
 from dualop.commands import run_command
 from dualop.deploy import Release
 from dualop.exceptions import CommandFailed, DualopError, InputError
@@ -552,6 +552,8 @@ def migration(
                 "applied": report.applied,
                 "handed_over_to": [d["target"] for d in deliveries if d["ok"]],
                 "notification_failures": failed,
+                "lead_time_s": record.lead_time(now()),
+                "hotfix": any(is_fix_signal(c) for c in record.commits),
             },
         )
     finally:

@@ -61,6 +61,7 @@ class Outcome:
     lead_time_s: float | None = None
     reason: str | None = None
     superseded_by: str | None = None
+    hotfix: bool = False
 
 
 @task(name="fetch-and-resolve")
@@ -270,6 +271,7 @@ def _release_locked(
                 plan.version,
                 plan.previous_version,
                 lead.total_seconds() if lead else None,
+                hotfix=plan.hotfix,
             ),
             run_id,
             trigger,
