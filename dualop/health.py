@@ -129,7 +129,7 @@ def _command_attempt(
             )
         except CommandFailed as e:
             if e.timed_out:
-                return False, f"timed out after {timeout:g}s"
+                return False, f"timed out after {timeout:.3g}s"
             if isinstance(e, CommandNotFound):  # retrying cannot help
                 raise HealthCheckFailed(f"health check failed: {e}") from e
             last = e.output_tail.splitlines()[-1:] if e.output_tail else []

@@ -1,12 +1,17 @@
 """Helpers for tests (dualop's own and yours): real git repositories with controlled history.
 
     repo = RepoBuilder.init(tmp_path / "svc")
-    repo.commit("feat: first", when=datetime(2026, 1, 5, tzinfo=UTC), author="Ada Lovelace")
+    first = repo.commit("feat: first", when=datetime(2026, 1, 5, tzinfo=UTC), author="Ada Lovelace")
     repo.tag("svc/v0.1.0", when=datetime(2026, 1, 6, tzinfo=UTC))
+    repo.revert(first, when=datetime(2026, 1, 7, tzinfo=UTC))
+    repo.switch("feature", create=True); repo.commit("feat: x"); repo.switch("main")
+    repo.merge("feature", when=datetime(2026, 1, 8, tzinfo=UTC))
 
 Dates are set through `GIT_AUTHOR_DATE` / `GIT_COMMITTER_DATE` (and the tagger date of
-annotated tags), so history-based measurements are reproducible. `fast_history` writes
-thousands of commits in one `git fast-import` call, for benchmarks.
+annotated tags), so history-based measurements are reproducible. The repository accepts
+pushes to its checked-out branch (`receive.denyCurrentBranch updateInstead`), so it can
+serve as a service's origin. `fast_history` writes thousands of commits in one
+`git fast-import` call, for benchmarks.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ def _email(author: str) -> str:
 
 @dataclass
 class RepoBuilder:
+    """A non-bare repository in `path` whose history a test writes commit by commit."""
+
     path: Path
     branch: str = "main"
 
@@ -35,9 +42,13 @@ class RepoBuilder:
         builder = cls(path, branch)
         builder.git("init", "--quiet", f"--initial-branch={branch}")
         builder.git("config", "receive.denyCurrentBranch", "updateInstead")
+        # Commits on two branches both append to CHANGES: let merges keep both lines.
+        (path / ".git" / "info").mkdir(parents=True, exist_ok=True)
+        (path / ".git" / "info" / "attributes").write_text("CHANGES merge=union\n")
         return builder
 
     def git(self, *args: str, when: datetime | None = None, author: str | None = None) -> str:
+        """Run `git *args` here (argv, no shell) with optional dates and author; stdout."""
         env = dict(os.environ)
         if when is not None:
             stamp = when.astimezone(UTC).isoformat()
@@ -52,7 +63,8 @@ class RepoBuilder:
             ["git", *args], cwd=self.path, env=env, capture_output=True, text=True, check=False
         )
         if proc.returncode:
-            raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+            output = (proc.stderr.strip() + "\n" + proc.stdout.strip()).strip()
+            raise RuntimeError(f"git {' '.join(args)} failed: {output}")
         return proc.stdout.strip()
 
     def commit(
@@ -63,7 +75,7 @@ class RepoBuilder:
         author: str = "Test Author",
         files: dict[str, str] | None = None,
     ) -> str:
-        """Commit `files` (default: append a line to CHANGES); returns the sha."""
+        """Commit `files` (default: append the message to CHANGES); returns the sha."""
         for name, text in (files or {}).items():
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +88,25 @@ class RepoBuilder:
         return self.head()
 
     def tag(self, name: str, *, when: datetime | None = None, ref: str = "HEAD") -> None:
-        """An annotated tag (tagger date = `when`)."""
+        """An annotated tag on `ref` (tagger date = `when`)."""
         self.git("tag", "-a", name, ref, "-m", f"release {name}", when=when, author="Release Bot")
+
+    def revert(self, sha: str, *, when: datetime | None = None, author: str = "Test Author") -> str:
+        """`git revert` of `sha` (subject `Revert "..."`); returns the new sha."""
+        self.git("revert", "--no-edit", sha, when=when, author=author)
+        return self.head()
+
+    def switch(self, branch: str, *, create: bool = False) -> None:
+        """Check out `branch` (created at HEAD with `create`)."""
+        self.git("switch", "--quiet", *(["-c"] if create else []), branch)
+
+    def merge(
+        self, branch: str, *, when: datetime | None = None, author: str = "Test Author"
+    ) -> str:
+        """A merge commit of `branch` into the current branch (`--no-ff`); returns its sha."""
+        message = f"Merge branch '{branch}'"
+        self.git("merge", "--no-ff", "--quiet", "-m", message, branch, when=when, author=author)
+        return self.head()
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")

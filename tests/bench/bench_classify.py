@@ -6,7 +6,7 @@ Builds a repository (git fast-import) of N commits by 12 authors over the look-b
 period with a release tag every 100 commits, then prints, side by side in one run, the
 median time of:
 
-- `git log` over the same range, output discarded (the floor: git's own cost);
+- `git log` over the same range and in the same format, run directly (git's own cost);
 - `dualop.git.GitRepo.history` (one `git log` + parsing into Commit records);
 - `dualop.classify.measure` (history + tags + lead times + failure rate);
 - `dualop.classify.classify_service` (measure + the verdict).
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dualop.catalog import Service
 from dualop.classify import classify_service, measure
-from dualop.git import GitRepo
+from dualop.git import LOG_FORMAT, GitRepo
 from dualop.settings import ClassifierSettings
 from dualop.testing import RepoBuilder
 
@@ -84,7 +84,7 @@ def main() -> None:
             "log",
             f"--since={since.isoformat()}",
             f"--until={at.isoformat()}",
-            "--format=%H %P %an %ae %aI %cI %s",
+            f"--format={LOG_FORMAT}",
             "main",
         ]
         rows = [
