@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from prefect import get_client
 from prefect.schedules import Cron, Interval
+from prefect.types.entrypoint import EntrypointType
 
 from dualop.catalog import Catalog
 
@@ -63,31 +64,39 @@ def build_deployments(catalog: Catalog) -> list[Any]:
     from flows.paved_road import paved_road
     from flows.route import route
 
+    # Module entrypoints ("flows.route.route"), not file paths: the runs import the
+    # installed package, so results (RouteResult...) unpickle anywhere as flows.* types.
+    module = EntrypointType.MODULE_PATH
     return [
         route.to_deployment(
             "route",
+            entrypoint_type=module,
             description="The classifier step: paved road now, or queue for a release window.",
             tags=["dualop"],
         ),
         paved_road.to_deployment(
             "paved-road",
+            entrypoint_type=module,
             description="Release a digital service: build, test, tag, deploy, check, roll back.",
             tags=["dualop", "digital"],
         ),
         migration.to_deployment(
             "migration",
+            entrypoint_type=module,
             description="Release a heritage service in its window, behind approval, with "
             "rollback and an ops hand-over.",
             tags=["dualop", "heritage"],
         ),
         migration_window.to_deployment(
             "migration-window",
+            entrypoint_type=module,
             description="At each window's opening: start or resume its heritage migrations.",
             schedules=window_schedules(catalog),
             tags=["dualop", "heritage"],
         ),
         approval_deadlines.to_deployment(
             "approval-deadlines",
+            entrypoint_type=module,
             description="End migrations whose approval deadline passed (rejected by timeout).",
             schedules=[Interval(60, slug="every-minute")],
             tags=["dualop", "heritage"],

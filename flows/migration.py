@@ -31,10 +31,10 @@ import structlog
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from prefect.client.schemas.objects import State
 from prefect.states import Failed
 from pydantic import Field
 
@@ -158,7 +158,7 @@ def change_record(
     return record
 
 
-@task(name="pre-flight", cache_policy=NO_CACHE, persist_result=False)
+@task(name="pre-flight")
 def preflight(record: ChangeRecord, *, stage: Literal["readiness", "window"]) -> list[str]:
     rt = runtime()
     svc = rt.service(record.service)
@@ -205,12 +205,25 @@ def preflight(record: ChangeRecord, *, stage: Literal["readiness", "window"]) ->
 
 
 @task(name="open-approval-gate")
-def open_gate(record: ChangeRecord, requested_at: datetime) -> datetime:
+def open_gate(record: ChangeRecord) -> datetime:
     """The deadline; persisted, so every replay of the run sees the same one."""
     rt = runtime()
+    requested_at = now()
     svc = rt.service(record.service)
     policy = rt.heritage(svc).approvals
     deadline = requested_at + policy.deadline
+    earlier = [e for e in rt.audit.entries(kinds=["approval.requested"]) if e.run_id == _run_id()]
+    if earlier and earlier[-1].data.get("plan_digest") != record.digest:
+        deadline = datetime.fromisoformat(str(earlier[0].data["deadline"]))  # the run's first
+        rt.audit.append(
+            "approval.lapsed",
+            service=record.service,
+            run_id=_run_id(),
+            at=requested_at,
+            old_plan_digest=earlier[-1].data.get("plan_digest"),
+            plan_digest=record.digest,
+            reason="the branch moved on: approvals of the earlier plan no longer count",
+        )
     rt.audit.append(
         "approval.requested",
         service=record.service,
@@ -409,7 +422,8 @@ def _approval_gate(record: ChangeRecord, deadline: datetime) -> State[Any] | Non
                 description=summary, decision="approve", plan_digest=record.digest
             ),
             key=key,
-            timeout=int((deadline - now()).total_seconds()) + 3600,
+            # Backstop only: `approval-deadlines` ends the run at the deadline itself.
+            timeout=max(60, int((deadline - now()).total_seconds()) + 3600),
         )
         decision = Decision(
             answer.decision,
@@ -462,16 +476,22 @@ def _wait_for_window(record: ChangeRecord) -> None:
         if status.open:
             return
         key = f"window-{record.digest[:16]}-{i}"
-        rt.audit.append(
-            "migration.waiting",
-            service=record.service,
-            run_id=_run_id(),
-            at=now(),
-            key=key,
-            window=status.window,
-            next_open_at=status.next_open_at.isoformat() if status.next_open_at else None,
-            frozen_by=status.frozen_by,
-        )
+        seen = {
+            e.data.get("key")
+            for e in rt.audit.entries(kinds=["migration.waiting"])
+            if e.run_id == _run_id()
+        }
+        if key not in seen:
+            rt.audit.append(
+                "migration.waiting",
+                service=record.service,
+                run_id=_run_id(),
+                at=now(),
+                key=key,
+                window=status.window,
+                next_open_at=status.next_open_at.isoformat() if status.next_open_at else None,
+                frozen_by=status.frozen_by,
+            )
         suspend_flow_run(key=key, timeout=None)
 
 
@@ -500,10 +520,9 @@ def migration(
         record = change_record(service, commit, requested_by, emergency, reason)
         problems = preflight(record, stage="readiness")
         if problems:
-            return close_record(record, "preflight-failed", {"problems": problems}) and Failed(
-                message="pre-flight failed, nothing applied: " + "; ".join(problems)
-            )
-        deadline = open_gate(record, now())
+            close_record(record, "preflight-failed", {"problems": problems})
+            return Failed(message="pre-flight failed, nothing applied: " + "; ".join(problems))
+        deadline = open_gate(record)
         ended = _approval_gate(record, deadline)
         if ended is not None:
             close_record(record, "rejected", {"reason": ended.message})
@@ -512,14 +531,8 @@ def migration(
             _wait_for_window(record)
         if resolve_head(service, ref) == commit:
             break
-        rt.audit.append(
-            "approval.lapsed",
-            service=service,
-            run_id=_run_id(),
-            at=now(),
-            plan_digest=record.digest,
-            reason="the branch moved on",
-        )
+        # The branch moved while waiting for the window: the next turn of the loop makes
+        # a new record and plan digest, and `open_gate` records the lapse.
     problems = preflight(record, stage="window")
     if problems:
         close_record(record, "preflight-failed", {"problems": problems})

@@ -113,11 +113,20 @@ def fail_run(run_id: str, message: str) -> None:
 def start_deployment(
     name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None
 ) -> str:
-    """Create a run of deployment `name` ("flow/deployment") and return its id at once."""
+    """Create a run of deployment `name` ("flow/deployment") and return its id at once.
+
+    The run is top-level even when started from inside a flow (`as_subflow=False`): a
+    migration started by a window opening must be able to suspend, and Prefect cannot
+    suspend a subflow.
+    """
     from prefect.deployments import run_deployment
 
     run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync here, never a coroutine
-        name, parameters=parameters, timeout=0, idempotency_key=idempotency_key
+        name,
+        parameters=parameters,
+        timeout=0,
+        idempotency_key=idempotency_key,
+        as_subflow=False,
     )
     return str(run.id)
 

@@ -45,13 +45,9 @@ def classify(service: str, commit: str) -> Classification:
     rt = runtime()
     svc = rt.service(service)
     verdict = classify_service(svc, rt.repo(svc), at=now(), settings=rt.settings.classifier)
+    facts = {k: v for k, v in verdict.to_json_dict().items() if k not in {"service", "at"}}
     rt.audit.append(
-        "classification",
-        service=service,
-        run_id=_run_id(),
-        at=now(),
-        commit=commit,
-        **verdict.to_json_dict(),
+        "classification", service=service, run_id=_run_id(), at=now(), commit=commit, **facts
     )
     return verdict
 
@@ -165,5 +161,7 @@ def route(
         description=f"Routing of {service} {commit[:12]}",
     )
     if result.action == "paved-road" and not state.is_completed():
-        return state  # the release's own Failed/Cancelled state, with its reason
+        # The release's Failed/Cancelled with its reason, as a fresh state: Prefect would
+        # fold the child's own state into a bare "1/1 states failed."
+        return State(type=state.type, name=state.name, message=state.message)
     return result

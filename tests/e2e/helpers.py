@@ -6,15 +6,34 @@ import json
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import FlowRunFilter
 from prefect.client.schemas.objects import FlowRun
 
 from dualop.testing import RepoBuilder
+
+__all__ = ["E2EStack"]
+
+
+@dataclass
+class E2EStack:
+    """The session's Prefect server and served deployments, and their folders."""
+
+    root: Path
+    config_dir: Path
+    data_dir: Path
+    env: dict[str, str]
+    api_url: str
+    serving: Any = None
+
+    def add_service(self, name: str, yaml_text: str) -> None:
+        (self.config_dir / "services" / f"{name}.yaml").write_text(yaml_text)
+
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
@@ -24,8 +43,13 @@ def read_run(run_id: str | UUID) -> FlowRun:
         return client.read_flow_run(UUID(str(run_id)))
 
 
-def wait_for(run_id: str | UUID, *, until: set[str] | None = None, name: str | None = None,
-             timeout: float = 120.0) -> FlowRun:
+def wait_for(
+    run_id: str | UUID,
+    *,
+    until: set[str] | None = None,
+    name: str | None = None,
+    timeout: float = 120.0,
+) -> FlowRun:
     """Poll until the run's state type is in `until` (default: final) or its name is `name`."""
     until = until or FINAL
     deadline = time.monotonic() + timeout
@@ -35,7 +59,9 @@ def wait_for(run_id: str | UUID, *, until: set[str] | None = None, name: str | N
         if state is not None and (state.type.value in until or (name and state.name == name)):
             return run
         if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} still {state.name if state else None} after {timeout}s")
+            raise AssertionError(
+                f"run {run_id} still {state.name if state else None} after {timeout}s"
+            )
         time.sleep(0.5)
 
 
@@ -58,7 +84,9 @@ def artifacts_of(run_id: str | UUID) -> list[Any]:
 
     with get_client(sync_client=True) as client:
         return client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(run_id))]))
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(run_id))])
+            )
         )
 
 
@@ -67,7 +95,9 @@ def audit(data_dir: Path, **match: Any) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [e for e in entries if all(e.get(k) == v or e["data"].get(k) == v for k, v in match.items())]
+    return [
+        e for e in entries if all(e.get(k) == v or e["data"].get(k) == v for k, v in match.items())
+    ]
 
 
 def py(code: str) -> list[str]:
@@ -81,10 +111,18 @@ def digital_repo(root: Path, name: str) -> RepoBuilder:
     return repo
 
 
-def service_yaml(name: str, repo: Path, *, build: list[str] | None = None,
-                 test: list[str] | None = None, health: list[str] | None = None,
-                 extra: str = "") -> str:
-    build = build or py("import pathlib; pathlib.Path('dist').mkdir(); pathlib.Path('dist/app').write_text('built')")
+def service_yaml(
+    name: str,
+    repo: Path,
+    *,
+    build: list[str] | None = None,
+    test: list[str] | None = None,
+    health: list[str] | None = None,
+    extra: str = "",
+) -> str:
+    build = build or py(
+        "import pathlib; pathlib.Path('dist').mkdir(); pathlib.Path('dist/app').write_text('built')"
+    )
     test = test or py("print('tests pass')")
     lines = [
         f"name: {name}",
@@ -103,13 +141,15 @@ def service_yaml(name: str, repo: Path, *, build: list[str] | None = None,
 
 
 def push_payload(repo: RepoBuilder, *, branch: str = "main", after: str | None = None) -> bytes:
-    return json.dumps({
-        "ref": f"refs/heads/{branch}",
-        "before": "0" * 40,
-        "after": after or repo.head(),
-        "repository": {"clone_url": f"file://{repo.path}"},
-        "pusher": {"name": "pusher"},
-    }).encode()
+    return json.dumps(
+        {
+            "ref": f"refs/heads/{branch}",
+            "before": "0" * 40,
+            "after": after or repo.head(),
+            "repository": {"clone_url": f"file://{repo.path}"},
+            "pusher": {"name": "pusher"},
+        }
+    ).encode()
 
 
 def delivery() -> str:
