@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from dualop.exceptions import (
     InputError,
     ReleaseError,
 )
+from dualop.logging import configure_logging
 
 __all__ = ["main"]
 
@@ -551,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     handler: Handler = args.handler
     try:
+        # Log lines go to stderr, so stdout stays the command's answer (`--json`).
+        configure_logging(fmt=_env_choice("DUALOP_LOG_FORMAT", {"json", "console"}))
         return handler(args)
     except CatalogInvalid as e:
         for problem in e.problems:
@@ -565,6 +569,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _env_choice(name: str, allowed: set[str]) -> Any:
+    """The environment's value of `name` when it is one of `allowed` (settings check it
+    properly later); the CLI configures logging before it loads any settings."""
+    value = os.environ.get(name, "").strip().lower()
+    return value if value in allowed else None
 
 
 def now_utc() -> datetime:
