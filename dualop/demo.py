@@ -7,6 +7,11 @@
   commits over the year, releases months apart. The classifier finds it **heritage**;
   its changes wait for a release window, two approvals and three migration steps.
 
+`dualop up` also runs the demo **ops inbox** (`python -m dualop.demo ops-inbox`): the
+apprise `json://127.0.0.1:9099/` target of the demo ops squad, which appends each
+hand-over it receives to `<data dir>/ops-inbox.jsonl`, so a newcomer sees what the 24/7
+squad would get.
+
 The repositories live in `<config dir>/../demo/` (where `config/services/*.yaml` point).
 Their history is dated relative to `now`, so the classifier's 90-day look-back sees it.
 They are created once and never touched again, so your own commits to them survive.
@@ -14,12 +19,22 @@ They are created once and never touched again, so your own commits to them survi
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import subprocess
-from datetime import datetime, timedelta
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["DEMO_SERVICES", "ensure_demo"]
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["DEMO_SERVICES", "OPS_INBOX_PORT", "ensure_demo", "ops_inbox_app"]
+
+OPS_INBOX_PORT = 9099
 
 DEMO_SERVICES = ("storefront-web", "ledger-core")
 
@@ -143,3 +158,43 @@ def ensure_demo(config_dir: Path, now: datetime) -> list[Path]:
             builder(repo, now)
             created.append(repo)
     return created
+
+
+def ops_inbox_app(out: Path) -> Starlette:
+    """The demo ops squad's inbox: every JSON body POSTed to `/` is appended to `out`."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    async def receive(request: Request) -> JSONResponse:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        line = {"received_at": datetime.now(UTC).isoformat(), "notification": body}
+        with out.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        print(f"ops inbox: {body.get('title', '(no title)')}", flush=True)
+        return JSONResponse({"ok": True})
+
+    return Starlette(routes=[Route("/", receive, methods=["POST"])])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dualop.demo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    inbox = sub.add_parser("ops-inbox", help="run the demo ops squad's notification inbox")
+    inbox.add_argument("--port", type=int, default=OPS_INBOX_PORT)
+    inbox.add_argument("--out", type=Path, required=True, help="JSON lines file to append to")
+    args = parser.parse_args(argv)
+    import uvicorn
+
+    uvicorn.run(ops_inbox_app(args.out), host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -333,6 +333,17 @@ def up(settings: Settings, *, now: datetime) -> int:
                     cwd=None,
                 )
             )
+            if settings.demo:
+                inbox = ["ops-inbox", "--out", str(data / "ops-inbox.jsonl")]
+                stack.add(
+                    spawn(
+                        "demo ops inbox",
+                        [sys.executable, "-m", "dualop.demo", *inbox],
+                        env=env,
+                        log_path=logs / "ops-inbox.log",
+                        cwd=None,
+                    )
+                )
             wait_until_healthy(f"http://127.0.0.1:{settings.webhook_port}/healthz", process=hook)
             _wait_for_deployment(env, "route/route", serving)
             print(_banner(settings, data, demo_push(settings, secret)), flush=True)
@@ -357,6 +368,11 @@ def _banner(settings: Settings, data: Path, curl: str | None) -> str:
         f"  webhooks        http://127.0.0.1:{settings.webhook_port}/webhooks/github (and gitlab)",
         f"  logs            {data / 'logs'}",
         f"  audit log       {data / 'audit.jsonl'}",
+        *(
+            [f"  ops inbox       {data / 'ops-inbox.jsonl'} (the demo squad's hand-overs)"]
+            if settings.demo
+            else []
+        ),
         "",
     ]
     if curl:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,13 +19,6 @@ windows:
   never-fits: {cron: "* * * * *", duration: 90s, timezone: UTC}
   next-year: {cron: "0 2 1 1 *", duration: 1h, timezone: Europe/London}
 """
-DEPLOYMENTS = [
-    "route/route",
-    "paved-road/paved-road",
-    "migration/migration",
-    "migration-window/migration-window",
-    "approval-deadlines/approval-deadlines",
-]
 E2E_APPROVERS = "people: [alice, bob, carol, dave, test]\n"
 
 
@@ -34,7 +27,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
     """Start `prefect server start` (SQLite) and `dualop serve` once for the session."""
     from prefect.context import refresh_global_settings_context
 
-    from dualop.stack import free_port, prefect_env, spawn, start_prefect_server, wait_until_healthy
+    from dualop.stack import free_port, prefect_env
 
     root = tmp_path_factory.mktemp("e2e")
     config = root / "config"
@@ -56,26 +49,16 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
         GIT_COMMITTER_EMAIL="test@dualop.invalid",
     )
     (root / "home").mkdir()
-    server = start_prefect_server(env, log_path=root / "prefect-server.log")
-    serving = spawn(
-        "dualop serve",
-        [sys.executable, "-m", "dualop.cli", "serve"],
-        env=env,
-        log_path=root / "serve.log",
-        cwd=None,
-    )
+    Path(env["PREFECT_HOME"]).mkdir(parents=True)
+    stack = E2EStack(root, config, data, env, env["PREFECT_API_URL"])
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "DUALOP_"))})
     refresh_global_settings_context()  # Prefect read its settings when first imported
     try:
-        for name in DEPLOYMENTS:  # serve registers them one by one
-            wait_until_healthy(
-                f"{env['PREFECT_API_URL']}/deployments/name/{name}", timeout=120, process=serving
-            )
-        yield E2EStack(root, config, data, env, env["PREFECT_API_URL"], serving)
+        stack.start()
+        yield stack
     finally:
-        serving.stop()
-        server.stop()
+        stack.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -15,9 +17,19 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter
 from prefect.client.schemas.objects import FlowRun
 
+from dualop.stack import ManagedProcess, spawn, start_prefect_server, wait_until_healthy
 from dualop.testing import RepoBuilder
 
 __all__ = ["E2EStack"]
+
+
+DEPLOYMENTS = [
+    "route/route",
+    "paved-road/paved-road",
+    "migration/migration",
+    "migration-window/migration-window",
+    "approval-deadlines/approval-deadlines",
+]
 
 
 @dataclass
@@ -29,10 +41,44 @@ class E2EStack:
     data_dir: Path
     env: dict[str, str]
     api_url: str
-    serving: Any = None
+    server: ManagedProcess | None = None
+    serving: ManagedProcess | None = None
 
     def add_service(self, name: str, yaml_text: str) -> None:
         (self.config_dir / "services" / f"{name}.yaml").write_text(yaml_text)
+
+    def start(self) -> None:
+        """What `make up` starts: the Prefect server (SQLite), then `dualop serve`."""
+        self.server = start_prefect_server(self.env, log_path=self.root / "prefect-server.log")
+        self.serving = spawn(
+            "dualop serve",
+            [sys.executable, "-m", "dualop.cli", "serve"],
+            env=self.env,
+            log_path=self.root / "serve.log",
+            cwd=None,
+        )
+        for name in DEPLOYMENTS:  # serve registers them one by one
+            wait_until_healthy(
+                f"{self.api_url}/deployments/name/{name}", timeout=120, process=self.serving
+            )
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Until the runner has no flow-run process left: a suspending run has set its
+        state but its process is still exiting, and a signal then would crash it."""
+        assert self.serving is not None
+        deadline = time.monotonic() + timeout
+        while subprocess.run(
+            ["pgrep", "-P", str(self.serving.proc.pid)], capture_output=True, check=False
+        ).stdout.strip():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the runner still had flow-run processes after {timeout}s")
+            time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop both with `sig` (each process group: the runner's flow-run children too)."""
+        for process in (self.serving, self.server):
+            if process is not None:
+                process.stop(sig=sig)
 
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -312,3 +313,34 @@ def test_emergency_change_outside_its_window(
     assert all(
         d["data"]["emergency"] for d in audit(e2e.data_dir, kind="approval.decision", run_id=run_id)
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_stack_restart_while_awaiting_approval(
+    e2e: E2EStack, ops_endpoint: tuple[str, list[dict[str, Any]]], sig: int
+) -> None:
+    """The Prefect server and `dualop serve` stopped (SIGTERM, then separately SIGKILL)
+    while a run waits for approval, then started again as `make up` would: the run still
+    waits; one approval completes the release, each step applied exactly once."""
+    url, _ = ops_endpoint
+    name = f"ledger-restart-{'term' if sig == signal.SIGTERM else 'kill'}"
+    repo, log = heritage(e2e, name, url, required=1)
+    start_deployment("migration/migration", {"service": name, "trigger": "cli"})
+    run_id = awaiting(name)
+    digest = gate(e2e, run_id)["plan_digest"]
+
+    e2e.wait_idle()  # nothing runs: the suspended run holds no process
+    e2e.stop(sig)
+    e2e.start()
+
+    assert awaiting(name) == run_id
+    assert gate(e2e, run_id)["plan_digest"] == digest
+    assert main(["approve", run_id, "--as", "alice", "--comment", "after the restart"]) == 0
+    final = wait_for(run_id, timeout=180)
+    assert final.state is not None and final.state.type.value == "COMPLETED", final.state
+    applied = [line for line in log.read_text().splitlines() if line.startswith("apply ")]
+    assert applied == ["apply backup", "apply migrate", "apply reindex"]
+    assert repo.git("tag").splitlines() == [f"{name}/v0.1.0"]
+    [outcome] = audit(e2e.data_dir, kind="release.outcome", run_id=run_id)
+    assert outcome["data"]["outcome"] == "released"
+    assert main(["audit", "verify"]) == 0
