@@ -5,6 +5,7 @@ A small Starlette app (Starlette comes with Prefect), run by uvicorn:
     POST /webhooks/github   X-Hub-Signature-256 (HMAC-SHA256 of the raw body)
     POST /webhooks/gitlab   X-Gitlab-Token (the webhook's secret token)
     GET  /healthz           {"ok": true}
+    GET  /metrics           DORA metrics from the audit log (Prometheus text), `?days=30`
 
 A request is checked in this order, and the first failure answers:
 
@@ -52,7 +53,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -570,9 +571,11 @@ def create_app(
     catalog: Callable[[], Catalog],
     starter: RouteStarter,
     audit: AuditLog | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Starlette:
     """The receiver (module docstring). `catalog` is called for each push, so catalog edits
-    apply without a restart; make it cheap if pushes are frequent."""
+    apply without a restart; make it cheap if pushes are frequent. `clock` ends the period
+    `GET /metrics` reports on."""
     limit = settings.webhook.max_body_bytes
 
     async def record(
@@ -774,6 +777,27 @@ def create_app(
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True})
 
+    async def metrics(request: Request) -> Response:
+        """DORA metrics from the audit log, Prometheus text; `?days=N` (default 30)."""
+        from dualop.report import dora_report, prometheus_text
+
+        if audit is None:
+            return JSONResponse({"error": "no audit log configured"}, status_code=404)
+        days = request.query_params.get("days", "30")
+        if not days.isdigit() or not 1 <= int(days) <= 3660:
+            return JSONResponse(
+                {"error": "query parameter `days` must be a whole number from 1 to 3660"},
+                status_code=400,
+            )
+        until = clock()
+        since = until - timedelta(days=int(days))
+        report = await anyio.to_thread.run_sync(
+            lambda: dora_report(audit.entries(), since=since, until=until)
+        )
+        return Response(
+            prometheus_text(report), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
     async def http_error(_request: Request, exc: Exception) -> Response:
         if not isinstance(exc, HTTPException):  # pragma: no cover  # registered for it only
             raise exc
@@ -784,6 +808,7 @@ def create_app(
             Route("/webhooks/github", endpoint(GITHUB), methods=["POST"]),
             Route("/webhooks/gitlab", endpoint(GITLAB), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
     )

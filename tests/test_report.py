@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import httpx
 
 from dualop.audit import FileAuditLog
 from dualop.report import dora_report, prometheus_text
@@ -87,3 +90,46 @@ class TestDora:
         text = prometheus_text(report).decode()
         assert 'dualop_change_failure_rate{model="digital",service="web"} 0.4' in text
         assert 'dualop_migration_candidate{model="heritage",service="ledger"} 1.0' in text
+
+
+class TestMetricsEndpoint:
+    """`GET /metrics` on the webhook receiver serves the same figures."""
+
+    def get(self, tmp_path: Path, query: str) -> httpx.Response:
+        from dualop.catalog import Catalog
+        from dualop.settings import Settings
+        from dualop.webhooks import create_app
+
+        log = build(tmp_path)
+
+        def no_catalog() -> Catalog:
+            raise AssertionError("/metrics must not read the catalog")
+
+        app = create_app(
+            settings=Settings(data_dir=tmp_path),
+            catalog=no_catalog,
+            starter=None,  # type: ignore[arg-type]  # /metrics starts nothing
+            audit=log,
+            clock=lambda: T0 + timedelta(days=7),
+        )
+
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hook") as client:
+                return await client.get(f"/metrics{query}")
+
+        return asyncio.run(call())
+
+    def test_prometheus_figures(self, tmp_path: Path) -> None:
+        answer = self.get(tmp_path, "")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert 'dualop_change_failure_rate{model="digital",service="web"} 0.4' in answer.text
+
+    def test_period_is_a_query_parameter(self, tmp_path: Path) -> None:
+        """`?days=1` ends at the clock: only the last day's (no) releases count."""
+        assert 'service="web"} 0.4' not in self.get(tmp_path, "?days=1").text
+
+    def test_bad_days_named(self, tmp_path: Path) -> None:
+        answer = self.get(tmp_path, "?days=-3")
+        assert answer.status_code == 400 and "days" in answer.json()["error"]
