@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint check bench clean
+.PHONY: up test test-fast lint check bench bench-postgres clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Unit tests only (about a minute): no Prefect server, no PostgreSQL.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -27,8 +31,17 @@ lint: $(STAMP)
 
 check: lint test
 
+# Benchmarks print figures next to a baseline measured in the same run (see README).
 bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_classify.py
+	$(BIN)/python tests/bench/bench_overhead.py
+	$(BIN)/python tests/bench/bench_webhook.py
+	$(BIN)/python tests/bench/bench_webhook.py --burst
+
+bench-postgres: $(STAMP)
+	$(BIN)/python tests/bench/bench_overhead.py --database postgres
+	$(BIN)/python tests/bench/bench_webhook.py --database postgres
+	$(BIN)/python tests/bench/bench_webhook.py --burst --database postgres
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

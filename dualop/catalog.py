@@ -65,6 +65,8 @@ __all__ = [
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
 _M = TypeVar("_M", bound=BaseModel)
+# libyaml when it is built in (the wheels ship it); the pure-Python loader otherwise.
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NAME_RE = re.compile(NAME_PATTERN)
 
 
@@ -326,6 +328,8 @@ def service_rules(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     field of the same file is wrong.
     """
     model = data.get("operating_model", "auto")
+    if not isinstance(model, str):
+        return  # field validation already reports a model that is not a word
     reason = data.get("reason")
     if model in {"digital", "heritage"} and not (isinstance(reason, str) and reason.strip()):
         yield (
@@ -451,6 +455,13 @@ class Catalog:
 # --- loading --------------------------------------------------------------------------
 
 
+def _shown_key(key: object) -> str:
+    """A key as a field path shows it: as written when it is a plain word, else quoted
+    (`''`, `'\\x0b'`), so a blank or unprintable key still names something."""
+    text = str(key)
+    return text if text.strip() and text.isprintable() else repr(text)
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -459,7 +470,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
         elif part in {"http", "command", "local"} and out.endswith(("health", "deploy")):
             continue  # discriminated-union tags are not keys the user wrote
         else:
-            out += f".{part}" if out else str(part)
+            out += f".{_shown_key(part)}" if out else _shown_key(part)
     return out or "(top level)"
 
 
@@ -536,7 +547,7 @@ def _problems_from(file: Path, error: ValidationError, model: type[BaseModel]) -
 
 def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -545,6 +556,9 @@ def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
         return None
     except (OSError, UnicodeDecodeError) as e:
         problems.append(Problem(path, "(file)", f"cannot be read ({e}); check the file"))
+        return None
+    except RecursionError:
+        problems.append(Problem(path, "(file)", "nested too deeply to read; flatten the YAML"))
         return None
     if data is None:
         data = {}
@@ -590,8 +604,10 @@ def _load_windows(path: Path, problems: list[Problem]) -> tuple[WindowsConfig, d
     if not isinstance(raw["windows"], dict) or not isinstance(raw["freezes"], list):
         _validate(WindowsConfig, data, path, problems)  # reports the shapes
         return WindowsConfig(), empty
-    for key in sorted(set(data) - {"windows", "freezes"}):
-        problems.append(Problem(path, key, "unknown key; remove it (allowed: freezes, windows)"))
+    for key in sorted(set(data) - {"windows", "freezes"}, key=str):
+        problems.append(
+            Problem(path, _shown_key(key), "unknown key; remove it (allowed: freezes, windows)")
+        )
     good: dict[str, Any] = {"windows": {}, "freezes": []}
     for name, entry in raw["windows"].items():
         probe: list[Problem] = []
@@ -721,7 +737,7 @@ def _cross_check(
     heritage = data.get("heritage")
     if not isinstance(heritage, Mapping):
         return
-    known_windows = sorted(windows)
+    known_windows = sorted(str(w) for w in windows)
     for i, window in enumerate(_str_list(heritage.get("windows"))):
         if window and window not in windows:
             yield Problem(

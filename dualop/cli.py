@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,24 +111,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([v.to_json_dict() for v in verdicts])
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Classification at {at.isoformat()}", show_lines=True)
-    for column in ("service", "model", "cost of change", "demand for change", "why"):
-        table.add_column(column)
+    # One block a service, not a table: the reasons are sentences and need the width.
+    print(f"Classification at {at.isoformat()}")
     for v in verdicts:
         model = v.model.value + (" (forced)" if v.forced else "")
         if v.migration_candidate:
-            model += "\nmigration candidate"
-        table.add_row(
-            v.service,
-            model,
-            f"{v.cost_of_change.level} ({v.cost_of_change.score:.2f})",
-            f"{v.demand_for_change.level} ({v.demand_for_change.score:.2f})",
-            "\n".join(f"- {r}" for r in v.reasons),
+            model += ", MIGRATION CANDIDATE"
+        print(
+            f"\n{v.service}: {model}   cost of change {v.cost_of_change.level} "
+            f"({v.cost_of_change.score:.2f}), demand for change {v.demand_for_change.level} "
+            f"({v.demand_for_change.score:.2f})"
         )
-    Console().print(table)
+        for reason in v.reasons:
+            print(f"  - {reason}")
     return 0
 
 
@@ -140,9 +136,13 @@ def cmd_windows(args: argparse.Namespace) -> int:
     at = args.at or now_utc()
     statuses = []
     for svc in _selected(catalog, args.services):
-        model = svc.forced_model or (
-            OperatingModel.DIGITAL if svc.heritage is None else OperatingModel.HERITAGE
-        )
+        model = svc.forced_model or OperatingModel.DIGITAL
+        if svc.forced_model is None and svc.heritage is not None:  # `auto`: as route would
+            from dualop.classify import classify_service
+            from dualop.workspace import service_repo
+
+            repo = service_repo(svc, workspace=settings.workspace_path)
+            model = classify_service(svc, repo, at=at, settings=settings.classifier).model
         statuses.append(window_status(svc, model, catalog.windows, at))
     if args.json:
         _print_json([s.to_json_dict() for s in statuses])
@@ -164,7 +164,7 @@ def cmd_windows(args: argparse.Namespace) -> int:
             d["next_open_at"] or "-",
             st.frozen_by or "-",
         )
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
     return 0
 
 
@@ -266,7 +266,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 
     table = Table(title="Awaiting approval")
     for column in ("flow run", "service", "plan", "approvals", "deadline", "emergency"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in {"flow run", "plan"})  # ids are copied
     for it in items:
         table.add_row(
             it["flow_run_id"],
@@ -276,7 +276,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
             it["deadline"],
             "EMERGENCY" if it["emergency"] else "",
         )
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
     return 0
 
 
@@ -394,11 +394,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 # --- running the stack ------------------------------------------------------------------
 
 
-def _use_local_prefect(settings: Any) -> None:
-    """CLI commands that talk to Prefect use PREFECT_API_URL when set, else the local stack."""
-    import os
+def _use_local_prefect(settings: Any, *, check: bool = True) -> str:
+    """CLI commands that talk to Prefect use PREFECT_API_URL when set, else the local stack,
+    and never a private in-process server. With `check`, an unreachable API is an error
+    that names the URL, before anything is attempted."""
+    import httpx
 
-    os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{settings.prefect_port}/api")
+    url = os.environ.setdefault(
+        "PREFECT_API_URL", f"http://127.0.0.1:{settings.prefect_port}/api"
+    ).rstrip("/")
+    os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "false")
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()  # Prefect read its settings when it was imported
+    if not check:
+        return url
+    try:
+        httpx.get(f"{url}/health", timeout=5.0).raise_for_status()
+    except httpx.HTTPError as e:
+        raise DualopError(
+            f"the Prefect API at {url} is not reachable ({type(e).__name__}); start the local "
+            "stack with `make up`, or set PREFECT_API_URL to your Prefect server"
+        ) from e
+    return url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -407,9 +425,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _use_local_prefect(settings)
     from prefect import serve
 
-    from flows.deployments import build_deployments, ensure_release_limits
+    from flows.deployments import (
+        HEARTBEAT_SECONDS,
+        build_deployments,
+        ensure_crash_detection,
+        ensure_release_limits,
+    )
 
     ensure_release_limits(catalog.services)
+    ensure_crash_detection(timedelta(seconds=settings.crash_after_s))
+    # The runs this runner starts inherit it, and send heartbeats.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     serve(
         *build_deployments(catalog),
         limit=args.limit,
@@ -422,12 +448,125 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_webhook(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _catalog(settings)  # refuse to start on a broken catalog
-    _use_local_prefect(settings)
+    _use_local_prefect(settings, check=False)
     from dualop.webhooks import run_receiver
 
     run_receiver(
         settings, host=args.host or settings.webhook.host, port=args.port or settings.webhook_port
     )
+    return 0
+
+
+# --- scale-out: deployments on a work pool, and its workers -------------------------------
+
+_POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _pool_name(value: str) -> str:
+    """`--pool` values: a Prefect work pool name that is safe in URLs and shells."""
+    if not _POOL_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a valid work pool name; use 1-100 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit (e.g. dualop)"
+        )
+    if value.lower().startswith("prefect"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: work pool names starting with 'prefect' are reserved by Prefect; "
+            "pick another (e.g. dualop)"
+        )
+    return value
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
+    return number
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    settings = _settings(args)
+    catalog = _catalog(settings)
+    api = _use_local_prefect(settings)
+    from flows.deployments import POOL_TYPE, deploy_to_pool
+
+    created, registered = deploy_to_pool(
+        catalog, args.pool, crash_after=timedelta(seconds=settings.crash_after_s)
+    )
+    if args.json:
+        _print_json(
+            {
+                "api_url": api,
+                "pool": args.pool,
+                "pool_created": created,
+                "release_limits": sorted(f"release-{name}" for name in catalog.services),
+                "deployments": [asdict(d) for d in registered],
+            }
+        )
+        return 0
+    verb = "created" if created else "exists"
+    print(f"work pool {args.pool!r} ({POOL_TYPE}): {verb}, on {api}")
+    print(f"concurrency limits: release-<service> for {len(catalog.services)} service(s)")
+    for d in registered:
+        print(f"registered {d.name} ({d.entrypoint})")
+        for schedule in d.schedules:
+            print(f"    schedule {schedule}")
+    print(f"start workers with: dualop worker --pool {args.pool}", file=sys.stderr)
+    return 0
+
+
+def _worker_env(settings: Any, base: dict[str, str]) -> dict[str, str]:
+    """The environment a worker (and every flow run it starts) runs with.
+
+    A process worker runs each flow run in a fresh temporary folder: relative folders
+    would point somewhere else, so they are made absolute here. Results are persisted
+    (a migration resumed after an approval reads its earlier tasks' results back, maybe
+    on another worker) under the data folder unless PREFECT_LOCAL_STORAGE_PATH says where.
+    """
+    from flows.deployments import HEARTBEAT_SECONDS
+
+    env = dict(base)
+    data_dir = settings.data_dir.resolve()
+    env["DUALOP_CONFIG_DIR"] = str(settings.config_dir.resolve())
+    env["DUALOP_DATA_DIR"] = str(data_dir)
+    if settings.deploy_root is not None:
+        env["DUALOP_DEPLOY_ROOT"] = str(settings.deploy_root.resolve())
+    if settings.workspace_dir is not None:
+        env["DUALOP_WORKSPACE_DIR"] = str(settings.workspace_dir.resolve())
+    env.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+    env.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(data_dir / "results"))
+    env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    # With PREFECT_API_URL unreachable, never fall back to a private in-process server.
+    env.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "false")
+    return env
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> None:  # replaced in tests
+    os.execve(argv[0], argv, env)  # noqa: S606  # argv list, no shell: by design
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _catalog(settings)  # refuse to start on a broken catalog
+    api = _use_local_prefect(settings)
+    from flows.deployments import POOL_TYPE, ensure_work_pool
+
+    ensure_work_pool(args.pool, create=False)
+    argv = [sys.executable, "-m", "prefect", "worker", "start"]
+    argv += ["--pool", args.pool, "--type", POOL_TYPE]
+    if args.limit is not None:
+        argv += ["--limit", str(args.limit)]
+    if args.name:
+        argv += ["--name", args.name]
+    print(f"starting a Prefect {POOL_TYPE} worker on pool {args.pool!r} ({api})", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _exec(argv, _worker_env(settings, dict(os.environ)))
     return 0
 
 
@@ -537,6 +676,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the deployments alone (needs a Prefect server)")
     serve.add_argument("--limit", type=int, default=20, help="concurrent runs (default 20)")
     serve.set_defaults(handler=cmd_serve)
+
+    deploy = sub.add_parser(
+        "deploy",
+        help="register the deployments on a Prefect process work pool (scale-out; "
+        "creates the pool when missing)",
+    )
+    deploy.add_argument(
+        "--pool", required=True, type=_pool_name, metavar="NAME", help="work pool name"
+    )
+    deploy.add_argument("--json", action="store_true")
+    deploy.set_defaults(handler=cmd_deploy)
+
+    worker = sub.add_parser(
+        "worker", help="run a Prefect process worker on a pool (after `dualop deploy`)"
+    )
+    worker.add_argument(
+        "--pool", required=True, type=_pool_name, metavar="NAME", help="work pool name"
+    )
+    worker.add_argument(
+        "--limit", type=_positive_int, default=None, help="concurrent flow runs (default: no limit)"
+    )
+    worker.add_argument("--name", default=None, help="worker name shown in Prefect")
+    worker.set_defaults(handler=cmd_worker)
 
     webhook = sub.add_parser("webhook", help="run the webhook receiver alone")
     webhook.add_argument("--host", default=None, help="default: 127.0.0.1")

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     runner_poll_seconds: float = Field(
         default=1.0, gt=0, description="how often served deployments look for new runs"
     )
+    crash_after_s: float = Field(
+        default=90.0,
+        ge=45.0,
+        description="a flow run silent this long (no heartbeat, sent every 30 s) is marked "
+        "Crashed: its process died",
+    )
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)

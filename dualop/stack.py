@@ -189,7 +189,11 @@ def start_prefect_server(
     # With its services on: the scheduler fires window schedules and pause expiry runs.
     argv = [sys.executable, "-m", "prefect", "server", "start"]
     server = spawn("prefect server", argv, env=env, log_path=log_path, cwd=None)
-    wait_until_healthy(f"{env['PREFECT_API_URL']}/health", timeout=timeout, process=server)
+    try:
+        wait_until_healthy(f"{env['PREFECT_API_URL']}/health", timeout=timeout, process=server)
+    except BaseException:  # not healthy in time, or interrupted: never leave it behind
+        server.stop()
+        raise
     return server
 
 

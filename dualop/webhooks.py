@@ -50,6 +50,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -157,10 +158,12 @@ class RouteStarter(Protocol):
 class PrefectRouteStarter:
     """Creates runs of the `route/route` deployment through Prefect's API.
 
-    Transient failures (5xx, such as SQLite's "database is locked" under a burst) are
-    retried `attempts` times with a doubling backoff on top of Prefect's own client
-    retries; connection errors and timeouts are not retried here (the sender retries
-    after our 503).
+    Transient failures are retried `attempts` times in all, with a doubling, jittered
+    backoff, on top of Prefect's own client retries: a 5xx (such as SQLite's "database
+    is locked" under a burst) and a connection refused, reset or cut short (a server
+    restarting). Every attempt carries the same idempotency key, so a retry never
+    creates a second run. Timeouts are not retried here: Prefect's client has already
+    retried them, and the sender retries after our 503.
     """
 
     def __init__(
@@ -217,7 +220,8 @@ class PrefectRouteStarter:
                     retry_in_s=delay,
                     why=str(e),
                 )
-                await asyncio.sleep(delay)
+                # Jittered, so the requests of one burst do not all come back at once.
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311  # not crypto
                 delay *= 2
             else:
                 return StartResult(flow_run_id=run_id, model=model, action=action)
@@ -248,8 +252,12 @@ class PrefectRouteStarter:
             if status < 500:
                 raise
             raise self._unavailable(f"the Prefect API answered {status}", transient=True) from None
+        except httpx.TimeoutException as e:
+            raise self._unavailable(f"the Prefect API timed out ({type(e).__name__})") from None
         except (httpx.TransportError, OSError) as e:
-            raise self._unavailable(f"cannot reach the Prefect API ({type(e).__name__})") from None
+            raise self._unavailable(
+                f"cannot reach the Prefect API ({type(e).__name__})", transient=True
+            ) from None
         return str(run.id)
 
     def _unavailable(self, why: str, *, transient: bool = False) -> PrefectUnavailable:

@@ -939,7 +939,7 @@ class TestPrefectRouteStarter:
             await self.start(self.starter(tmp_path))
         assert url in str(caught.value)
         assert "dualop up" in str(caught.value)
-        assert caught.value.transient is False
+        assert caught.value.transient is True
 
     async def test_5xx_retried_then_started(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -216,3 +216,27 @@ heritage:
     [pending] = audit(e2e.data_dir, kind="change.pending", service="ledger-next")
     assert pending["data"]["commit"] == repo.head()
     assert not (e2e.data_dir / "deploy" / "ledger-next").exists()
+
+
+def test_serve_installs_crash_detection_once(e2e: E2EStack) -> None:
+    """`dualop serve` installed the automation that marks dead runs Crashed, with the
+    default silence; installing it again changes nothing, a new silence replaces it."""
+    from datetime import timedelta
+
+    from prefect import get_client
+
+    from flows.deployments import CRASH_AUTOMATION, ensure_crash_detection
+
+    def installed() -> list[timedelta]:
+        with get_client(sync_client=True) as client:
+            found = client.read_automations_by_name(CRASH_AUTOMATION)
+        return [getattr(a.trigger, "within", None) for a in found]
+
+    assert installed() == [timedelta(seconds=90)]
+    ensure_crash_detection(timedelta(seconds=90))
+    assert installed() == [timedelta(seconds=90)]
+    try:
+        ensure_crash_detection(timedelta(seconds=120))
+        assert installed() == [timedelta(seconds=120)]
+    finally:
+        ensure_crash_detection(timedelta(seconds=90))
