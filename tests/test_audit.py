@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import secrets
 import subprocess
 import sys
 import textwrap
@@ -28,10 +27,10 @@ from dualop.audit import (
 )
 from dualop.exceptions import AuditChainBroken, AuditError, InputError
 from dualop.settings import Settings
+from tests.support import postgres_database
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 SECRET = "hunter2-s3cr3t-value"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _fill(log: AuditLog, n: int = 5) -> list[AuditEntry]:
@@ -338,16 +337,6 @@ class TestFileAuditLog(_Contract):
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-async def _admin(sql: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _sql(dsn: str, sql: str) -> None:
     import asyncpg  # type: ignore[import-untyped]
 
@@ -361,12 +350,8 @@ async def _sql(dsn: str, sql: str) -> None:
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
     """A fresh database on the local PostgreSQL, dropped afterwards."""
-    name = f"dualop_test_{secrets.token_hex(6)}"
-    asyncio.run(_admin(f"CREATE DATABASE {name}"))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with postgres_database("dualop_test") as dsn:
+        yield dsn
 
 
 @pytest.mark.postgres

@@ -7,8 +7,6 @@ import functools
 import hashlib
 import json
 import os
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,6 @@ import httpx
 import hypothesis
 import pytest
 import structlog
-import uvicorn
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -37,6 +34,7 @@ from dualop.webhooks import (
     github_signature,
     normalize_repo_url,
 )
+from tests.support import receiver_thread
 
 SECRET = "test-github-secret-value"
 TOKEN = "test-gitlab-token-value"
@@ -910,6 +908,15 @@ async def raw_asgi(
     )
 
 
+def prefect_error(status: int) -> Exception:
+    """The error Prefect's client raises for an API answer with `status`."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    request = httpx.Request("POST", "http://prefect/api/deployments/x/create_flow_run")
+    response = httpx.Response(status, request=request, text="database is locked")
+    return PrefectHTTPStatusError(str(status), request=request, response=response)
+
+
 # --- the real starter ----------------------------------------------------------------------
 
 
@@ -945,7 +952,7 @@ class TestPrefectRouteStarter:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A 503 ("database is locked") is retried; the run then starts with the parameters."""
-        calls = self.fake_prefect(monkeypatch, failures=2)
+        calls = self.fake_prefect(monkeypatch, [prefect_error(503), prefect_error(503)])
         result = await self.start(self.starter(tmp_path, attempts=3))
         assert result == StartResult(
             flow_run_id=str(FAKE_RUN), model="digital", action="paved-road"
@@ -963,14 +970,61 @@ class TestPrefectRouteStarter:
             "idempotency_key": "k",
         }
 
-    async def test_5xx_every_time_is_prefect_unavailable(
+    @pytest.mark.parametrize(
+        "failure",
+        [
+            pytest.param(lambda: prefect_error(503), id="503-database-is-locked"),
+            pytest.param(lambda: prefect_error(500), id="500-database-is-locked"),
+            pytest.param(lambda: httpx.ConnectError("refused"), id="connection-refused"),
+            pytest.param(lambda: httpx.RemoteProtocolError("closed"), id="connection-cut"),
+            pytest.param(lambda: ConnectionResetError(104, "reset"), id="connection-reset"),
+        ],
+    )
+    async def test_transient_failures_are_retried_with_the_same_key(
+        self, failure: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two transient failures, then the run: created once, always with the same key
+        (so Prefect's idempotency makes a retry that did reach it harmless)."""
+        calls = self.fake_prefect(monkeypatch, [failure(), failure()])
+        result = await self.start(self.starter(tmp_path, attempts=4))
+        assert result == StartResult(str(FAKE_RUN), "digital", "paved-road")
+        assert [c["idempotency_key"] for c in calls] == ["k"] * 3
+
+    @pytest.mark.parametrize(
+        ("failures", "calls_made", "match"),
+        [
+            pytest.param(
+                [httpx.ConnectError("refused")] * 9, 3, "cannot reach", id="still-unreachable"
+            ),
+            pytest.param([prefect_error(503)] * 9, 3, "answered 503", id="still-locked"),
+            pytest.param([httpx.ReadTimeout("slow")], 1, "timed out", id="timeout-not-retried"),
+        ],
+    )
+    async def test_gives_up_as_prefect_unavailable(
+        self,
+        failures: list[Exception],
+        calls_made: int,
+        match: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """After its attempts (at once for a timeout, which Prefect's client retried
+        already): PrefectUnavailable, which the receiver answers with 503."""
+        calls = self.fake_prefect(monkeypatch, failures)
+        with pytest.raises(PrefectUnavailable, match=match):
+            await self.start(self.starter(tmp_path, attempts=3))
+        assert len(calls) == calls_made
+
+    async def test_a_4xx_is_not_retried(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """After its attempts the starter gives up with PrefectUnavailable."""
-        calls = self.fake_prefect(monkeypatch, failures=10)
-        with pytest.raises(PrefectUnavailable, match="answered 503"):
-            await self.start(self.starter(tmp_path, attempts=3))
-        assert len(calls) == 3
+        """A client error is not transient: one attempt, raised as is."""
+        from prefect.exceptions import PrefectHTTPStatusError
+
+        calls = self.fake_prefect(monkeypatch, [prefect_error(422)])
+        with pytest.raises(PrefectHTTPStatusError):
+            await self.start(self.starter(tmp_path))
+        assert len(calls) == 1
 
     async def test_missing_deployment_is_prefect_unavailable(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -978,16 +1032,17 @@ class TestPrefectRouteStarter:
         """No `route/route` deployment: unavailable, telling to run `dualop serve`."""
         from prefect.exceptions import ObjectNotFound
 
-        self.fake_prefect(monkeypatch, error=ObjectNotFound(http_exc=Exception("404")))
+        self.fake_prefect(monkeypatch, [ObjectNotFound(http_exc=Exception("404"))] * 9)
         with pytest.raises(PrefectUnavailable, match="dualop serve"):
             await self.start(self.starter(tmp_path))
 
+    @staticmethod
     def fake_prefect(
-        self, monkeypatch: pytest.MonkeyPatch, *, failures: int = 0, error: Exception | None = None
+        monkeypatch: pytest.MonkeyPatch, failures: list[Exception]
     ) -> list[dict[str, Any]]:
+        """`arun_deployment` raising `failures` in turn, then creating the run."""
         import prefect
         import prefect.deployments
-        from prefect.exceptions import PrefectHTTPStatusError
 
         calls: list[dict[str, Any]] = []
 
@@ -1001,12 +1056,8 @@ class TestPrefectRouteStarter:
         async def arun_deployment(name: str, *, client: object, **kwargs: Any) -> Any:
             assert isinstance(client, FakeClient)
             calls.append({"name": name, **kwargs})
-            if error is not None:
-                raise error
-            if len(calls) <= failures:
-                request = httpx.Request("POST", "http://prefect/api/deployments/x/create_flow_run")
-                response = httpx.Response(503, request=request, text="database is locked")
-                raise PrefectHTTPStatusError("503", request=request, response=response)
+            if len(calls) <= len(failures):
+                raise failures[len(calls) - 1]
             return type("Run", (), {"id": FAKE_RUN})()
 
         monkeypatch.setattr(prefect, "get_client", FakeClient)
@@ -1023,25 +1074,12 @@ FAKE_RUN = "7d9a2f7e-0000-4000-8000-000000000001"
 @pytest.fixture
 def live_receiver(tmp_path: Path) -> Iterator[tuple[str, FakeStarter]]:
     """The receiver under real uvicorn on a free port, in a thread."""
-    from dualop.stack import free_port
-
     starter = FakeStarter()
     app = create_app(
         settings=make_settings(tmp_path), catalog=lambda: make_catalog(WEB), starter=starter
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", starter
-    server.should_exit = True
-    thread.join(timeout=10)
+    with receiver_thread(app) as url:
+        yield url, starter
 
 
 class TestRealHttp:

@@ -9,7 +9,6 @@ PostgreSQL database, the temporary folder.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import platform
@@ -20,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,10 +33,15 @@ if str(REPO_ROOT) not in sys.path:
 
 from dualop.stack import (  # noqa: E402  # after the sys.path line above
     ManagedProcess,
-    free_port,
-    prefect_env,
     spawn,
     wait_until_healthy,
+)
+from tests.support import (  # noqa: E402
+    activated,
+    for_prefect,
+    postgres_database,
+    stack_env,
+    stop_tree,
 )
 
 __all__ = [
@@ -49,14 +52,12 @@ __all__ = [
     "bounded",
     "header",
     "percentile",
-    "postgres_database",
     "read_flow_run",
     "summary",
     "wait_final",
 ]
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 class BenchTimeout(Exception):
@@ -155,74 +156,6 @@ def bounded(seconds: int) -> Iterator[contextlib.ExitStack]:
             _ignore_signals()  # before the stack's callbacks run
 
 
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, start time in clock ticks) for every process in /proc."""
-    table: dict[int, tuple[int, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        table[int(entry.name)] = (int(fields[1]), fields[19])
-    return table
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """The processes below `pid` (pid -> start time, to recognise them later)."""
-    table = _proc_table()
-    found: dict[int, str] = {}
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, (ppid, started) in table.items():
-            if ppid == parent and child not in found:
-                found[child] = started
-                frontier.append(child)
-    return found
-
-
-def stop_tree(process: ManagedProcess) -> None:
-    """Stop `process` (SIGTERM to its group, then SIGKILL), then any process it started
-    that outlived it in another session (Prefect starts each flow run in its own)."""
-    below = _descendants(process.proc.pid)
-    process.stop(grace=15)
-    if not below:
-        return
-    table = _proc_table()
-    for pid, started in below.items():
-        if table.get(pid, (0, ""))[1] == started:  # still the same process
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-# --- PostgreSQL --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def postgres_database(prefix: str) -> Iterator[str]:
-    """A fresh database on 127.0.0.1:5432 (user postgres), dropped afterwards; yields the
-    SQLAlchemy URL Prefect takes."""
-    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-    async def _sql(statement: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN, timeout=10)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(_sql(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 # --- the stack -----------------------------------------------------------------------------
 
 
@@ -282,22 +215,15 @@ def bench_stack(
     (config / "services").mkdir(parents=True)
     (config / "windows.yaml").write_text("windows: {}\n")
     (config / "approvers.yaml").write_text("people: [alice]\n")
-    (root / "home").mkdir()
     data = root / "data"
-    port = free_port()
-    env = prefect_env(data, port=port, poll_seconds=1.0, database_url=database_url)
-    env.update(
+    env = stack_env(
+        root,
+        config,
+        database_url=for_prefect(database_url) if database_url else None,
+        author="Bench Author",
         # Log each 503 the API answers (SQLite "database is locked"): the benchmarks count
         # them; Prefect's client retries them silently.
         PREFECT_API_LOG_RETRYABLE_ERRORS="true",
-        DUALOP_CONFIG_DIR=str(config),
-        DUALOP_LOG_FORMAT="json",
-        HOME=str(root / "home"),
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_AUTHOR_NAME="Bench Author",
-        GIT_AUTHOR_EMAIL="bench@dualop.invalid",
-        GIT_COMMITTER_NAME="Bench Author",
-        GIT_COMMITTER_EMAIL="bench@dualop.invalid",
     )
     shown = (
         f"PostgreSQL ({database_url})"
@@ -322,27 +248,8 @@ def bench_stack(
     exits.callback(stop_tree, server)
     wait_until_healthy(f"{env['PREFECT_API_URL']}/health", timeout=180, process=server)
     print(f"prefect server healthy in {time.perf_counter() - t0:.1f}s", flush=True)
-    _activate(env, exits)
+    exits.enter_context(activated(env))
     return BenchStack(root, config, data, env, env["PREFECT_API_URL"], shown, exits)
-
-
-def _activate(env: Mapping[str, str], exits: contextlib.ExitStack) -> None:
-    """Point this process's Prefect client (and dualop settings) at the bench server."""
-    from prefect.context import refresh_global_settings_context
-
-    keys = [k for k in env if k.startswith(("PREFECT_", "DUALOP_", "GIT_"))]
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: env[k] for k in keys})
-    refresh_global_settings_context()  # Prefect read its settings when first imported
-
-    def _restore() -> None:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-    exits.callback(_restore)
 
 
 # --- reading runs ---------------------------------------------------------------------------

@@ -186,6 +186,36 @@ def service_yaml(
     return "\n".join(lines) + "\n" + extra
 
 
+def heritage_yaml(
+    name: str,
+    repo: Path,
+    *,
+    window: str,
+    approvers: list[str],
+    required: int = 1,
+    steps: list[str] | None = None,
+    notify: str = "json://127.0.0.1:9/",
+) -> str:
+    """A heritage service (forced, a COBOL ledger) in `window`; `steps` are YAML flow
+    mappings such as `{name: migrate, apply: [...], ...}`."""
+    lines = [
+        f"name: {name}",
+        f"repo: {repo}",
+        "owner: team-ledger",
+        "runtime: cobol",
+        "operating_model: heritage",
+        "reason: mainframe ledger",
+        "tests_automated: false",
+        "heritage:",
+        f"  windows: [{window}]",
+        f"  approvals: {{required: {required}, approvers: [{', '.join(approvers)}], deadline: 2h}}",
+    ]
+    if steps:
+        lines += ["  steps:", *(f"    - {step}" for step in steps)]
+    lines.append(f'  ops_squad: {{name: ops-emea, notify: ["{notify}"]}}')
+    return "\n".join(lines) + "\n"
+
+
 def push_payload(repo: RepoBuilder, *, branch: str = "main", after: str | None = None) -> bytes:
     return json.dumps(
         {

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,8 @@ import pytest
 from dualop.cli import main
 from dualop.testing import RepoBuilder
 from flows.prefect_api import active_runs, resume, start_deployment
-from tests.e2e.helpers import E2EStack, audit, py, wait_for
+from tests.e2e.helpers import E2EStack, audit, heritage_yaml, py, wait_for
+from tests.support import ops_inbox
 
 pytestmark = pytest.mark.e2e
 
@@ -23,24 +22,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def ops_endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A real HTTP endpoint that records what apprise's json:// sends to it."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append(json.loads(body or b"{}"))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"json://127.0.0.1:{server.server_address[1]}/", received
-    server.shutdown()
-    server.server_close()
+    with ops_inbox() as inbox:
+        yield inbox
 
 
 def heritage(
@@ -69,25 +52,20 @@ def heritage(
             )
 
         steps.append(
-            f"    - {{name: {step}, apply: {argv('apply')}, verify: {argv('verify')}, "
+            f"{{name: {step}, apply: {argv('apply')}, verify: {argv('verify')}, "
             f"rollback: {argv('rollback')}, estimate: {estimate}}}"
         )
     e2e.add_service(
         name,
-        f"""name: {name}
-repo: {repo.path}
-owner: team-ledger
-runtime: cobol
-operating_model: heritage
-reason: mainframe ledger
-tests_automated: false
-heritage:
-  windows: [{window}]
-  approvals: {{required: {required}, approvers: [alice, bob, carol, test], deadline: 2h}}
-  steps:
-{chr(10).join(steps)}
-  ops_squad: {{name: ops-emea, notify: ["{notify}"]}}
-""",
+        heritage_yaml(
+            name,
+            repo.path,
+            window=window,
+            approvers=["alice", "bob", "carol", "test"],
+            required=required,
+            steps=steps,
+            notify=notify,
+        ),
     )
     return repo, log
 

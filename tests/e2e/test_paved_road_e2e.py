@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from dualop.catalog import load_catalog
 from dualop.deploy.recording import overlaps, read_record
@@ -23,11 +20,13 @@ from tests.e2e.helpers import (
     children,
     delivery,
     digital_repo,
+    heritage_yaml,
     push_payload,
     py,
     service_yaml,
     wait_for,
 )
+from tests.support import receiver_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +37,6 @@ SECRET = "e2e-webhook-secret"
 def receiver(e2e: E2EStack) -> Iterator[str]:
     """The real webhook receiver on a free port, starting real `route` runs."""
     from dualop.audit import open_audit_log
-    from dualop.stack import free_port
 
     os.environ["DUALOP_WEBHOOK__GITHUB_SECRET"] = SECRET
     settings = load_settings()
@@ -50,15 +48,8 @@ def receiver(e2e: E2EStack) -> Iterator[str]:
         ),
         audit=open_audit_log(settings),
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with receiver_thread(app) as url:
+        yield url
 
 
 def push(url: str, body: bytes, *, delivery_id: str | None = None) -> httpx.Response:
@@ -192,18 +183,7 @@ def test_heritage_push_is_queued_for_its_window(e2e: E2EStack, receiver: str) ->
     repo = digital_repo(e2e.root, "ledger-next")
     e2e.add_service(
         "ledger-next",
-        f"""name: ledger-next
-repo: {repo.path}
-owner: team-ledger
-runtime: cobol
-operating_model: heritage
-reason: mainframe ledger
-tests_automated: false
-heritage:
-  windows: [next-year]
-  approvals: {{required: 1, approvers: [alice]}}
-  ops_squad: {{name: ops, notify: ["json://127.0.0.1:9/"]}}
-""",
+        heritage_yaml("ledger-next", repo.path, window="next-year", approvers=["alice"]),
     )
     answer = push(receiver, push_payload(repo))
     assert answer.status_code == 202 and answer.json()["model"] == "heritage"

@@ -21,7 +21,6 @@ import signal
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import pytest
 
 from dualop.stack import ManagedProcess, free_port, prefect_env, spawn, wait_until_healthy
 from dualop.testing import RepoBuilder
+from tests.support import activated
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -145,26 +145,6 @@ def build_catalog(root: Path, notify: str) -> Scenario:
 
 
 # --- talking to the server ---------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def activated(env: dict[str, str]) -> Iterator[None]:
-    """This process talks to the scale-out server (PREFECT_*, DUALOP_* from `env`)."""
-    from prefect.context import refresh_global_settings_context
-
-    keys = [k for k in env if k.startswith(("PREFECT_", "DUALOP_"))]
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: env[k] for k in keys})
-    refresh_global_settings_context()  # Prefect read its settings when first imported
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        refresh_global_settings_context()
 
 
 def read_runs(ids: list[str]) -> dict[str, Any]:

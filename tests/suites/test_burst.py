@@ -46,12 +46,12 @@ from dualop.testing import RepoBuilder
 from dualop.webhooks import (
     PrefectRouteStarter,
     PrefectUnavailable,
-    StartResult,
     create_app,
     github_signature,
 )
 from tests.e2e.helpers import service_yaml
-from tests.suites.conftest import postgres_database, receiver_thread, suite_stack
+from tests.suites.conftest import suite_stack
+from tests.support import postgres_database, receiver_thread
 
 SECRET = "burst-webhook-secret"
 SERVICES = 30
@@ -388,122 +388,3 @@ def test_burst_of_deliveries(
 
 
 # --- the starter's retry, without a server ------------------------------------------------------
-
-RUN = "7d9a2f7e-0000-4000-8000-000000000002"
-
-
-def _prefect_error(status: int) -> Exception:
-    """What Prefect's client raises for an API answer `status` ("database is locked")."""
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    request = httpx.Request("POST", "http://prefect/api/deployments/x/create_flow_run")
-    response = httpx.Response(status, request=request, text="database is locked")
-    return PrefectHTTPStatusError(str(status), request=request, response=response)
-
-
-class TestStarterRetry:
-    """PrefectRouteStarter retries transient Prefect failures with the same idempotency key."""
-
-    @staticmethod
-    def starter(tmp_path: Path, **kwargs: Any) -> PrefectRouteStarter:
-        from dualop.catalog import ApproverDirectory, Catalog, Service, WindowsConfig
-
-        settings = Settings(config_dir=tmp_path / "config", data_dir=tmp_path / "data")
-        service = Service.model_validate(
-            {
-                "name": "web",
-                "repo": "https://github.com/acme/web",
-                "owner": "team-web",
-                "runtime": "python",
-                "operating_model": "digital",
-                "reason": "tests",
-            }
-        )
-        catalog = Catalog(tmp_path, {"web": service}, WindowsConfig(), ApproverDirectory())
-        return PrefectRouteStarter(settings, lambda: catalog, None, backoff_s=0.0, **kwargs)
-
-    @staticmethod
-    async def start(starter: PrefectRouteStarter, key: str) -> StartResult:
-        return await starter.start(
-            service="web", ref="a" * 40, trigger="webhook", requested_by=None, idempotency_key=key
-        )
-
-    @staticmethod
-    def fake_prefect(
-        monkeypatch: pytest.MonkeyPatch, failures: list[Exception]
-    ) -> list[dict[str, Any]]:
-        """`arun_deployment` raising `failures` in turn, then creating the run."""
-        import prefect
-        import prefect.deployments
-
-        calls: list[dict[str, Any]] = []
-
-        class FakeClient:
-            async def __aenter__(self) -> FakeClient:
-                return self
-
-            async def __aexit__(self, *exc: object) -> None:
-                return None
-
-        async def arun_deployment(name: str, *, client: object, **kwargs: Any) -> Any:
-            calls.append({"name": name, **kwargs})
-            if len(calls) <= len(failures):
-                raise failures[len(calls) - 1]
-            return type("Run", (), {"id": RUN})()
-
-        monkeypatch.setattr(prefect, "get_client", FakeClient)
-        monkeypatch.setattr(prefect.deployments, "arun_deployment", arun_deployment)
-        return calls
-
-    @pytest.mark.parametrize(
-        "failure",
-        [
-            pytest.param(lambda: _prefect_error(503), id="503-database-is-locked"),
-            pytest.param(lambda: _prefect_error(500), id="500-database-is-locked"),
-            pytest.param(lambda: httpx.ConnectError("refused"), id="connection-refused"),
-            pytest.param(lambda: httpx.RemoteProtocolError("closed"), id="connection-cut"),
-            pytest.param(lambda: ConnectionResetError(104, "reset"), id="connection-reset"),
-        ],
-    )
-    def test_transient_failures_are_retried_with_the_same_key(
-        self, failure: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Two transient failures, then the run: created once, always with the same key."""
-        calls = self.fake_prefect(monkeypatch, [failure(), failure()])
-        result = asyncio.run(self.start(self.starter(tmp_path, attempts=4), "github:d-1"))
-        assert result == StartResult(RUN, "digital", "paved-road")
-        assert [c["idempotency_key"] for c in calls] == ["github:d-1"] * 3
-
-    @pytest.mark.parametrize(
-        ("failures", "calls_made", "match"),
-        [
-            pytest.param(
-                [httpx.ConnectError("refused")] * 9, 3, "cannot reach", id="still-unreachable"
-            ),
-            pytest.param([_prefect_error(503)] * 9, 3, "answered 503", id="still-locked"),
-            pytest.param([httpx.ReadTimeout("slow")], 1, "timed out", id="timeout-not-retried"),
-        ],
-    )
-    def test_gives_up_as_prefect_unavailable(
-        self,
-        failures: list[Exception],
-        calls_made: int,
-        match: str,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        """After its attempts (at once for a timeout, which Prefect's client retried
-        already): PrefectUnavailable, which the receiver answers with 503."""
-        calls = self.fake_prefect(monkeypatch, failures)
-        with pytest.raises(PrefectUnavailable, match=match):
-            asyncio.run(self.start(self.starter(tmp_path, attempts=3), "github:d-2"))
-        assert len(calls) == calls_made
-
-    def test_a_4xx_is_not_retried(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A client error is not transient: one attempt, raised as is."""
-        from prefect.exceptions import PrefectHTTPStatusError
-
-        calls = self.fake_prefect(monkeypatch, [_prefect_error(422)])
-        with pytest.raises(PrefectHTTPStatusError):
-            asyncio.run(self.start(self.starter(tmp_path), "github:d-3"))
-        assert len(calls) == 1

@@ -21,12 +21,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +36,9 @@ from dualop.stack import ManagedProcess
 from dualop.testing import RepoBuilder
 from flows.deployments import HEARTBEAT_SECONDS as HEARTBEAT_S
 from flows.prefect_api import active_runs, read_run, start_deployment
-from tests.e2e.helpers import children, py, service_yaml, wait_for
-from tests.suites.conftest import SuiteStack, descendants, kill_known, suite_stack, wait_until
+from tests.e2e.helpers import children, heritage_yaml, py, service_yaml, wait_for
+from tests.suites.conftest import SuiteStack, suite_stack, wait_until
+from tests.support import descendants, kill_known, ops_inbox
 
 pytestmark = pytest.mark.e2e
 
@@ -102,23 +101,8 @@ class Faults:
 @pytest.fixture(scope="module")
 def ops_endpoint() -> Iterator[str]:
     """A real HTTP endpoint for apprise's json:// (the ops squad of heritage services)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"json://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with ops_inbox() as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -251,22 +235,20 @@ def heritage(faults: Faults, name: str) -> tuple[RepoBuilder, Path]:
     def argv(stage: str) -> str:
         return json.dumps(py(f"open({str(log)!r}, 'a').write('{stage}\\n')"))
 
+    step = (
+        f"{{name: migrate, apply: {argv('apply')}, verify: {argv('verify')}, "
+        f"rollback: {argv('rollback')}, estimate: 1m}}"
+    )
     faults.stack.add_service(
         name,
-        f"""name: {name}
-repo: {repo.path}
-owner: team-ledger
-runtime: cobol
-operating_model: heritage
-reason: mainframe ledger
-tests_automated: false
-heritage:
-  windows: [always]
-  approvals: {{required: 1, approvers: [alice, bob], deadline: 2h}}
-  steps:
-    - {{name: migrate, apply: {argv("apply")}, verify: {argv("verify")}, rollback: {argv("rollback")}, estimate: 1m}}
-  ops_squad: {{name: ops, notify: ["{faults.ops_url}"]}}
-""",
+        heritage_yaml(
+            name,
+            repo.path,
+            window="always",
+            approvers=["alice", "bob"],
+            steps=[step],
+            notify=faults.ops_url,
+        ),
     )
     return repo, log
 
