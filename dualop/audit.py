@@ -134,6 +134,11 @@ class AuditLog(Protocol):
         """Entries in order, optionally only one service's, some kinds, or at/after `since`."""
         ...
 
+    def latest(self, *, service: str, kinds: Collection[str]) -> AuditEntry | None:
+        """The newest entry of `service` of one of `kinds`, or None; read from the end,
+        so its cost does not grow with the log (the receiver asks it per delivery)."""
+        ...
+
     def verify(self) -> int:
         """Check the chain; return the number of entries or raise `AuditChainBroken`."""
         ...
@@ -389,30 +394,66 @@ class FileAuditLog:
                     ) from None
         return _filtered(iter(parsed), service=service, kinds=kinds, since=since)
 
+    @staticmethod
+    def _backwards(fd: int) -> Iterator[bytes]:
+        """The lines of the file from the last to the first, without their newlines.
+
+        Raises `_Broken` if the file does not end with a newline (a cut-short write).
+        """
+        end = os.fstat(fd).st_size
+        if end == 0:
+            return
+        if os.pread(fd, 1, end - 1) != b"\n":
+            raise _Broken("the last line is incomplete")
+        end -= 1  # the final newline
+        buf = b""  # the bytes between `end` and the newline after the line being read
+        while end > 0:
+            step = min(65536, end)
+            end -= step
+            buf = os.pread(fd, step, end) + buf
+            first, *complete = buf.split(b"\n")
+            yield from reversed(complete)
+            buf = first  # may begin in the block before
+        yield buf
+
     def _tail(self, fd: int) -> AuditEntry | None:
         """The last entry, read backwards from the end; None for an empty file.
 
         Raises `_Broken` if the end of the file is not a complete, well-formed entry.
         """
-        size = os.fstat(fd).st_size
-        if size == 0:
+        last = next(self._backwards(fd), None)
+        if last is None:
             return None
-        if os.pread(fd, 1, size - 1) != b"\n":
-            raise _Broken("the last line is incomplete")
-        start, buf = size - 1, b""  # buf: what has been read before the final newline
-        while start > 0:
-            step = min(4096, start)
-            start -= step
-            buf = os.pread(fd, step, start) + buf
-            cut = buf.rfind(b"\n")
-            if cut != -1:
-                buf = buf[cut + 1 :]
-                break
         try:
-            raw = json.loads(buf)
+            raw = json.loads(last)
         except ValueError:
             raise _Broken("the last line is not JSON") from None
         return _check_alone(raw)
+
+    def latest(self, *, service: str, kinds: Collection[str]) -> AuditEntry | None:
+        wanted = set(kinds)
+        with self._open(write=False) as fd:
+            if fd is None:
+                return None
+            try:
+                for raw in self._backwards(fd):
+                    try:
+                        found = json.loads(raw)
+                    except ValueError:
+                        raise _Broken("a line is not JSON") from None
+                    if (
+                        isinstance(found, dict)
+                        and found.get("service") == service
+                        and found.get("kind") in wanted
+                    ):
+                        return AuditEntry.model_validate(found)
+            except (_Broken, ValidationError) as e:
+                raise AuditChainBroken(
+                    line=0,
+                    why=f"{self.path} is damaged near its end ({e}); run `dualop audit verify` "
+                    "for the line",
+                ) from None
+        return None
 
     def append(
         self,
@@ -621,6 +662,27 @@ class PostgresAuditLog:
             return out
 
         return self._call("read entries", op)
+
+    def latest(self, *, service: str, kinds: Collection[str]) -> AuditEntry | None:
+        async def op(conn: Any) -> AuditEntry | None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM {_TABLE} "  # noqa: S608  # constants only
+                "WHERE service = $1 AND kind = ANY($2) ORDER BY seq DESC LIMIT 1",
+                service,
+                list(kinds),
+            )
+            if row is None:
+                return None
+            try:
+                return AuditEntry.model_validate(_row_raw(row))
+            except ValidationError:
+                raise AuditChainBroken(
+                    line=row["seq"],
+                    why=f"row seq={row['seq']} of table {_TABLE} is not an audit entry; "
+                    "run `dualop audit verify` for details",
+                ) from None
+
+        return self._call("read the latest entry", op)
 
     def append(
         self,

@@ -26,7 +26,7 @@ def expected_route(service: Service, audit: AuditLog | None) -> tuple[str, str]:
     if service.forced_model is not None:
         model = service.forced_model.value
     elif audit is not None:
-        latest = audit.entries(service=service.name, kinds=["classification"])
-        if latest and latest[-1].data.get("model") in ACTIONS:
-            model = str(latest[-1].data["model"])
+        latest = audit.latest(service=service.name, kinds=["classification"])
+        if latest is not None and latest.data.get("model") in ACTIONS:
+            model = str(latest.data["model"])
     return model, ACTIONS[model]

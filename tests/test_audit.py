@@ -117,6 +117,42 @@ class _Contract:
         }
         assert log.entries() == [entry]
 
+    @pytest.mark.parametrize(
+        ("service", "kinds", "seq"),
+        [
+            pytest.param("ledger", ["classification"], 5, id="newest-of-kind"),
+            pytest.param("storefront", ["classification"], 2, id="older-than-others"),
+            pytest.param("storefront", ["release.triggered", "step.applied"], 4, id="kind-set"),
+            pytest.param("ledger", ["no.such.kind"], None, id="none-of-kind"),
+            pytest.param("nobody", ["classification"], None, id="unknown-service"),
+        ],
+    )  # fmt: skip
+    def test_latest(self, log: AuditLog, service: str, kinds: list[str], seq: int | None) -> None:
+        """The newest entry of a service among some kinds, as `entries` would end with."""
+        written = _fill(log)
+        found = log.latest(service=service, kinds=kinds)
+        assert (found.seq if found else None) == seq
+        if found is not None:
+            assert found == written[seq - 1]  # type: ignore[operator]
+
+    def test_latest_across_long_entries(self, log: AuditLog) -> None:
+        """Entries longer than the blocks the file is read backwards in, and many of them."""
+        for i in range(40):
+            log.append(
+                "classification" if i % 7 == 0 else "step.applied",
+                service=f"s{i % 3}",
+                at=T0 + timedelta(minutes=i),
+                reasons=["x" * 9000, f"entry {i}"],
+            )
+        found = log.latest(service="s1", kinds=["classification"])
+        assert found is not None and found.data["reasons"][1] == "entry 28"
+        assert log.latest(service="s0", kinds=["step.applied"]).data["reasons"][1] == "entry 39"  # type: ignore[union-attr]
+        assert log.latest(service="s2", kinds=["classification"]) is not None
+        assert log.verify() == 40
+
+    def test_latest_of_an_empty_log(self, log: AuditLog) -> None:
+        assert log.latest(service="ledger", kinds=["classification"]) is None
+
     def test_at_converted_to_utc(self, log: AuditLog) -> None:
         """An aware time in another zone is stored as the same instant in UTC."""
         from zoneinfo import ZoneInfo
@@ -254,6 +290,13 @@ class TestFileAuditLog(_Contract):
             log.verify()
         assert caught.value.line == line
         assert f"line {line} of {log.path}" in str(caught.value) or "missing" in str(caught.value)
+
+    def test_latest_refuses_a_cut_short_end(self, log: FileAuditLog) -> None:
+        """A file whose last write was cut short: an error pointing at verify, not a guess."""
+        _fill(log)
+        log.path.write_text("".join(_truncate_inside(_lines(log.path), 5)))
+        with pytest.raises(AuditChainBroken, match="dualop audit verify"):
+            log.latest(service="ledger", kinds=["classification"])
 
     @pytest.mark.parametrize(
         ("tamper", "line"),
