@@ -567,6 +567,17 @@ def _row_raw(row: Any) -> dict[str, Any]:
     }
 
 
+def _entry_from_row(row: Any) -> AuditEntry:
+    try:
+        return AuditEntry.model_validate(_row_raw(row))
+    except ValidationError:
+        raise AuditChainBroken(
+            line=row["seq"],
+            why=f"row seq={row['seq']} of table {_TABLE} is not an audit entry; "
+            "run `dualop audit verify` for details",
+        ) from None
+
+
 class PostgresAuditLog:
     """The audit log in PostgreSQL (scale-out): one writer at a time, the same hash chain."""
 
@@ -649,17 +660,7 @@ class PostgresAuditLog:
                 list(kinds) if kinds is not None else None,
                 since,
             )
-            out: list[AuditEntry] = []
-            for row in rows:
-                try:
-                    out.append(AuditEntry.model_validate(_row_raw(row)))
-                except ValidationError:
-                    raise AuditChainBroken(
-                        line=row["seq"],
-                        why=f"row seq={row['seq']} of table {_TABLE} is not an audit entry; "
-                        "run `dualop audit verify` for details",
-                    ) from None
-            return out
+            return [_entry_from_row(row) for row in rows]
 
         return self._call("read entries", op)
 
@@ -671,16 +672,7 @@ class PostgresAuditLog:
                 service,
                 list(kinds),
             )
-            if row is None:
-                return None
-            try:
-                return AuditEntry.model_validate(_row_raw(row))
-            except ValidationError:
-                raise AuditChainBroken(
-                    line=row["seq"],
-                    why=f"row seq={row['seq']} of table {_TABLE} is not an audit entry; "
-                    "run `dualop audit verify` for details",
-                ) from None
+            return None if row is None else _entry_from_row(row)
 
         return self._call("read the latest entry", op)
 
