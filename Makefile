@@ -34,6 +34,7 @@ check: lint test
 # Benchmarks print figures next to a baseline measured in the same run (see README).
 bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_classify.py
+	$(BIN)/python tests/bench/bench_audit.py
 	$(BIN)/python tests/bench/bench_overhead.py
 	$(BIN)/python tests/bench/bench_webhook.py
 	$(BIN)/python tests/bench/bench_webhook.py --burst
