@@ -61,7 +61,7 @@ BASELINE = "bench-bare/bench-bare"
 FIRST_PAVED_TASK = "fetch-and-resolve"  # the first task of flows/paved_road.py's flow
 
 # The baseline: one flow with one task, nothing but Prefect imported, served by `serve()`
-# with the runner poll setting `prefect_env` gives `dualop serve`. A module entrypoint,
+# with the runner poll `dualop serve` gets (DUALOP_RUNNER_POLL_SECONDS). A module entrypoint,
 # like dualop's deployments.
 BASELINE_MODULE = """\
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main() -> None:
     serve(
         bench_bare.to_deployment("bench-bare", entrypoint_type=EntrypointType.MODULE_PATH),
         limit=20,
-        query_seconds=float(os.environ["PREFECT_RUNNER_POLL_FREQUENCY"]),
+        query_seconds=float(os.environ["DUALOP_RUNNER_POLL_SECONDS"]),
     )
 """
 
@@ -277,6 +277,7 @@ def print_latency(hooks: list[Sample], bases: list[Sample], database: str) -> No
 
 def latency(args: argparse.Namespace, stack: BenchStack) -> None:
     repos = [add_service(stack, f"web-{i}") for i in range(args.services)]
+    stack.env["DUALOP_RUNNER_POLL_SECONDS"] = str(args.poll)  # `dualop serve` and baseline
     flows_dir = stack.root / "benchflows"
     flows_dir.mkdir()
     (flows_dir / "bench_bare_flows.py").write_text(BASELINE_MODULE)
@@ -293,7 +294,7 @@ def latency(args: argparse.Namespace, stack: BenchStack) -> None:
     stack.wait_deployment(BASELINE, bare)
     print(
         f"served: dualop serve (route, paved-road, ...) and the baseline flow, runner poll "
-        f"every {stack.env['PREFECT_RUNNER_POLL_FREQUENCY']}s; receiver: dualop webhook "
+        f"every {args.poll}s; receiver: dualop webhook "
         f"(subprocess); {args.services} service(s), build/test `python -c pass`, deploy local, "
         "no health check",
         flush=True,
@@ -637,6 +638,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="burst: concurrent")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs here")
+    parser.add_argument(
+        "--poll", type=float, default=1.0, help="runner poll in seconds (both flows)"
+    )
     parser.add_argument("--time-limit", type=int, default=1800, help="seconds, then stop")
     args = parser.parse_args()
     if args.pushes < 1 or args.services < 1 or not 0 <= args.redeliveries < args.deliveries:
