@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dualop.exceptions import (
     ApprovalError,
@@ -27,6 +27,11 @@ from dualop.exceptions import (
     ReleaseError,
 )
 from dualop.logging import configure_logging
+
+if TYPE_CHECKING:
+    from dualop.catalog import Service
+    from dualop.classify import Classification
+    from dualop.settings import Settings
 
 __all__ = ["main"]
 
@@ -92,22 +97,20 @@ def _selected(catalog: Any, names: list[str]) -> list[Any]:
     return [catalog.service(n) for n in names] if names else list(catalog.services.values())
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
+def _classify(settings: Settings, svc: Service, at: datetime) -> Classification:
+    """The verdict `route` would reach for `svc` at `at` (its repo fetched first)."""
     from dualop.classify import classify_service
     from dualop.workspace import service_repo
 
+    repo = service_repo(svc, workspace=settings.workspace_path)
+    return classify_service(svc, repo, at=at, settings=settings.classifier)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     catalog = _catalog(settings)
     at = args.at or now_utc()
-    verdicts = [
-        classify_service(
-            svc,
-            service_repo(svc, workspace=settings.workspace_path),
-            at=at,
-            settings=settings.classifier,
-        )
-        for svc in _selected(catalog, args.services)
-    ]
+    verdicts = [_classify(settings, svc, at) for svc in _selected(catalog, args.services)]
     if args.json:
         _print_json([v.to_json_dict() for v in verdicts])
         return 0
@@ -138,11 +141,7 @@ def cmd_windows(args: argparse.Namespace) -> int:
     for svc in _selected(catalog, args.services):
         model = svc.forced_model or OperatingModel.DIGITAL
         if svc.forced_model is None and svc.heritage is not None:  # `auto`: as route would
-            from dualop.classify import classify_service
-            from dualop.workspace import service_repo
-
-            repo = service_repo(svc, workspace=settings.workspace_path)
-            model = classify_service(svc, repo, at=at, settings=settings.classifier).model
+            model = _classify(settings, svc, at).model
         statuses.append(window_status(svc, model, catalog.windows, at))
     if args.json:
         _print_json([s.to_json_dict() for s in statuses])

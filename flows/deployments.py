@@ -92,8 +92,14 @@ def ensure_crash_detection(silent_for: timedelta) -> None:
     from prefect.events.schemas.automations import EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
+    with get_client(sync_client=True) as client:
+        existing = client.read_automations_by_name(CRASH_AUTOMATION)
+        if any(getattr(a.trigger, "within", None) == silent_for for a in existing):
+            return
+        for stale in existing:
+            client.delete_automation(stale.id)
     answers = {"heartbeat", "Completed", "Failed", "Cancelled", "Crashed", "Suspended", "Paused"}
-    wanted = Automation(
+    Automation(
         name=CRASH_AUTOMATION,
         description="dualop: a flow run whose heartbeats stopped is marked Crashed",
         trigger=EventTrigger(
@@ -112,14 +118,7 @@ def ensure_crash_detection(silent_for: timedelta) -> None:
                 "(its process died).",
             )
         ],
-    )
-    with get_client(sync_client=True) as client:
-        existing = client.read_automations_by_name(CRASH_AUTOMATION)
-        if any(getattr(a.trigger, "within", None) == silent_for for a in existing):
-            return
-        for stale in existing:
-            client.delete_automation(stale.id)
-    wanted.create()
+    ).create()
     log.info("dualop.deploy.crash_detection", silent_for_s=silent_for.total_seconds())
 
 

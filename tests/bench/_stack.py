@@ -34,8 +34,10 @@ if str(REPO_ROOT) not in sys.path:
 from dualop.stack import (  # noqa: E402  # after the sys.path line above
     ManagedProcess,
     spawn,
+    start_prefect_server,
     wait_until_healthy,
 )
+from tests.e2e.helpers import FINAL  # noqa: E402
 from tests.support import (  # noqa: E402
     activated,
     for_prefect,
@@ -56,8 +58,6 @@ __all__ = [
     "summary",
     "wait_final",
 ]
-
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
 class BenchTimeout(Exception):
@@ -235,18 +235,9 @@ def bench_stack(
 
     configure_logging(fmt="console", level="warning")  # not dualop.stack's debug lines
     t0 = time.perf_counter()
-    # `start_prefect_server`, but with the stop registered before the wait for health: an
-    # interrupt during that wait must not leave the server running.
-    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-    server = spawn(
-        "prefect server",
-        [sys.executable, "-m", "prefect", "server", "start"],
-        env=env,
-        log_path=root / "logs" / "prefect-server.log",
-        cwd=None,
-    )
+    # It stops the server itself when the wait for health fails or is interrupted.
+    server = start_prefect_server(env, log_path=root / "logs" / "prefect-server.log", timeout=180)
     exits.callback(stop_tree, server)
-    wait_until_healthy(f"{env['PREFECT_API_URL']}/health", timeout=180, process=server)
     print(f"prefect server healthy in {time.perf_counter() - t0:.1f}s", flush=True)
     exits.enter_context(activated(env))
     return BenchStack(root, config, data, env, env["PREFECT_API_URL"], shown, exits)

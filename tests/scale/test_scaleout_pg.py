@@ -31,6 +31,7 @@ import pytest
 
 from dualop.stack import ManagedProcess, free_port, prefect_env, spawn, wait_until_healthy
 from dualop.testing import RepoBuilder
+from tests.e2e.helpers import FINAL, heritage_yaml, py
 from tests.support import activated
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -58,7 +59,6 @@ DEPLOYMENTS = {
     "migration-window/migration-window",
     "approval-deadlines/approval-deadlines",
 }
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 SUPERSEDED = re.compile(
     r"^superseded by newer commit (?P<newer>[0-9a-f]{12}) of (?P<service>[a-z0-9-]+); "
     r"(?P<commit>[0-9a-f]{12}) not deployed$"
@@ -66,10 +66,6 @@ SUPERSEDED = re.compile(
 
 
 # --- the catalog and its repositories ----------------------------------------------------
-
-
-def py(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
 
 
 def digital_yaml(name: str, repo: Path) -> str:
@@ -80,30 +76,17 @@ def digital_yaml(name: str, repo: Path) -> str:
     )
 
 
-def heritage_yaml(name: str, repo: Path, required: int, notify: str, log: Path) -> str:
+def logged_steps(log: Path) -> list[str]:
+    """Two migration steps whose commands append `<stage> <step>` lines to `log`."""
+
     def argv(stage: str, step: str) -> str:
         return json.dumps(py(f"open({str(log)!r}, 'a').write('{stage} {step}\\n')"))
 
-    steps = "\n".join(
-        f"    - {{name: {s}, apply: {argv('apply', s)}, verify: {argv('verify', s)}, "
+    return [
+        f"{{name: {s}, apply: {argv('apply', s)}, verify: {argv('verify', s)}, "
         f"rollback: {argv('rollback', s)}, estimate: 1m}}"
         for s in ("backup", "migrate")
-    )
-    return f"""name: {name}
-repo: {repo}
-owner: team-ledger
-runtime: cobol
-operating_model: heritage
-reason: mainframe ledger
-tests_automated: false
-deploy: {{kind: local}}
-heritage:
-  windows: [always]
-  approvals: {{required: {required}, approvers: [alice, bob, carol], deadline: 2h}}
-  steps:
-{steps}
-  ops_squad: {{name: ops-emea, notify: ["{notify}"]}}
-"""
+    ]
 
 
 @dataclass
@@ -139,7 +122,15 @@ def build_catalog(root: Path, notify: str) -> Scenario:
         scenario.repos[name] = repo
         scenario.step_logs[name] = root / f"{name}-steps.log"
         (config / "services" / f"{name}.yaml").write_text(
-            heritage_yaml(name, repo.path, required, notify, scenario.step_logs[name])
+            heritage_yaml(
+                name,
+                repo.path,
+                window="always",
+                approvers=["alice", "bob", "carol"],
+                required=required,
+                steps=logged_steps(scenario.step_logs[name]),
+                notify=notify,
+            )
         )
     return scenario
 
