@@ -422,8 +422,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     catalog = _catalog(settings)
     _use_local_prefect(settings)
-    from prefect import serve
-
+    from dualop.runner import serve
     from flows.deployments import (
         HEARTBEAT_SECONDS,
         build_deployments,
@@ -436,10 +435,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The runs this runner starts inherit it, and send heartbeats.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     serve(
-        *build_deployments(catalog),
+        build_deployments(catalog),
         limit=args.limit,
-        query_seconds=settings.runner_poll_seconds,
-        print_starting_message=True,
+        poll_seconds=settings.runner_poll_seconds,
+        wake=settings.runner_wake,
     )
     return 0
 

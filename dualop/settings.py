@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     runner_poll_seconds: float = Field(
         default=1.0, gt=0, description="how often served deployments look for new runs"
     )
+    runner_wake: bool = Field(
+        default=True,
+        description="`dualop serve` starts a new run as soon as the server announces it "
+        "(its event stream), not on the next poll",
+    )
     crash_after_s: float = Field(
         default=90.0,
         ge=45.0,

@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bench/bench_webhook.py [--pushes 20] [--services 2]
                                                   [--database sqlite|postgres]
+                                                  [--poll 1.0] [--no-wake]
     .venv/bin/python tests/bench/bench_webhook.py --burst [--deliveries 300]
                             [--burst-services 30] [--redeliveries 50] [--connections 4]
 
@@ -14,7 +15,8 @@ task run of the paved-road run (`fetch-and-resolve`). Pushes are sequential; eac
 release is waited for, so none supersedes another. In the same run and on the same
 server, the baseline: a one-task flow served by its own `serve()` process with the same
 runner poll setting, started with `run_deployment(..., timeout=0)`, timed to its first
-task run's start. Samples alternate (push, baseline, push, ...) so both see the same
+task run's start. `--no-wake` turns off `dualop serve`'s wake-up on new runs
+(dualop/runner.py), to see what it saves. Samples alternate (push, baseline, push, ...) so both see the same
 machine load. One warm-up of each is run first and shown apart.
 
 Burst (`--burst`). A fresh server, the `route` deployment registered but NOT served (no
@@ -39,6 +41,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -185,6 +188,38 @@ class Sample:
     state: str
     task_name: str
     inner: float = float("nan")  # route Running → paved-road first task (webhook only)
+    stages: dict[str, float] = field(default_factory=dict)  # the inner span, split (webhook)
+
+
+# The inner span (route Running → the paved road's first task), split at what Prefect
+# records: route's own tasks, then the paved-road child run. Labels in time order.
+STAGES = (
+    "route Running → resolve-ref start",
+    "resolve-ref (fetch, resolve)",
+    "→ classify start",
+    "classify (fetch, measure, audit)",
+    "classify end → child Running",
+    "child Running → its first task",
+)
+
+
+def route_stages(route: Any, child: Any, first: Any) -> dict[str, float]:
+    by_name = {t.name.rsplit("-", 1)[0]: t for t in task_runs(route.id)}
+    resolve, classify = by_name.get("resolve-ref"), by_name.get("classify")
+    if resolve is None or classify is None or resolve.start_time is None:
+        return {}
+    points = [
+        route.start_time,
+        resolve.start_time,
+        resolve.end_time,
+        classify.start_time,
+        classify.end_time,
+        child.start_time,
+        first.start_time,
+    ]
+    return {
+        label: seconds_between(a, b) for label, (a, b) in zip(STAGES, pairwise(points), strict=True)
+    }
 
 
 def webhook_sample(url: str, repo: Any, i: int) -> Sample:
@@ -219,6 +254,7 @@ def webhook_sample(url: str, repo: Any, i: int) -> Sample:
         state=state,
         task_name=task.name,
         inner=seconds_between(route.start_time, task.start_time),
+        stages=route_stages(route, child, task),
     )
 
 
@@ -267,6 +303,8 @@ def print_latency(hooks: list[Sample], bases: list[Sample], database: str) -> No
     )
     row("  the flow run finished", [s.finished for s in hooks], [s.finished for s in bases])
     row("route Running → paved-road 1st task", [s.inner for s in hooks], None)
+    for label in STAGES:
+        row(f"  {label}", [s.stages[label] for s in hooks if label in s.stages], None)
     med, _ = summary([s.first_task for s in hooks])
     verdict = "met" if med < 2.0 else "NOT met"
     print(
@@ -281,7 +319,11 @@ def latency(args: argparse.Namespace, stack: BenchStack) -> None:
     flows_dir = stack.root / "benchflows"
     flows_dir.mkdir()
     (flows_dir / "bench_bare_flows.py").write_text(BASELINE_MODULE)
-    serving = stack.spawn("dualop serve", [sys.executable, "-m", "dualop.cli", "serve"])
+    serving = stack.spawn(
+        "dualop serve",
+        [sys.executable, "-m", "dualop.cli", "serve"],
+        env=dict(stack.env, DUALOP_RUNNER_WAKE=str(args.wake).lower()),
+    )
     bare = stack.spawn(
         "baseline serve",
         [sys.executable, "-c", "import bench_bare_flows; bench_bare_flows.main()"],
@@ -293,7 +335,8 @@ def latency(args: argparse.Namespace, stack: BenchStack) -> None:
         stack.wait_deployment(name, serving)
     stack.wait_deployment(BASELINE, bare)
     print(
-        f"served: dualop serve (route, paved-road, ...) and the baseline flow, runner poll "
+        f"served: dualop serve (route, paved-road, ...; wake-up on new runs "
+        f"{'on' if args.wake else 'OFF'}) and the baseline flow (plain serve()), runner poll "
         f"every {args.poll}s; receiver: dualop webhook "
         f"(subprocess); {args.services} service(s), build/test `python -c pass`, deploy local, "
         "no health check",
@@ -640,6 +683,12 @@ def main() -> None:
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs here")
     parser.add_argument(
         "--poll", type=float, default=1.0, help="runner poll in seconds (both flows)"
+    )
+    parser.add_argument(
+        "--no-wake",
+        dest="wake",
+        action="store_false",
+        help="dualop serve without its wake-up on new runs (DUALOP_RUNNER_WAKE=false)",
     )
     parser.add_argument("--time-limit", type=int, default=1800, help="seconds, then stop")
     args = parser.parse_args()
