@@ -46,13 +46,14 @@ under `"runs"`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
@@ -164,6 +165,10 @@ class PrefectRouteStarter:
     restarting). Every attempt carries the same idempotency key, so a retry never
     creates a second run. Timeouts are not retried here: Prefect's client has already
     retried them, and the sender retries after our 503.
+
+    Used as an async context manager (the receiver's lifespan does), it keeps one
+    Prefect client, and so its connections, for every delivery; otherwise each call
+    opens a client of its own.
     """
 
     def __init__(
@@ -182,6 +187,28 @@ class PrefectRouteStarter:
         self._deployment = deployment
         self._attempts = max(1, attempts)
         self._backoff_s = backoff_s
+        self._clients = contextlib.AsyncExitStack()
+        self._client: Any = None  # a PrefectClient while entered
+
+    async def __aenter__(self) -> PrefectRouteStarter:
+        from prefect import get_client
+
+        self._client = await self._clients.enter_async_context(get_client())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._client = None
+        await self._clients.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _prefect(self) -> AsyncIterator[Any]:
+        if self._client is not None:
+            yield self._client
+            return
+        from prefect import get_client
+
+        async with get_client() as client:
+            yield client
 
     async def start(
         self,
@@ -229,12 +256,11 @@ class PrefectRouteStarter:
 
     async def _create_run(self, parameters: dict[str, Any], idempotency_key: str) -> str:
         import httpx
-        from prefect import get_client
         from prefect.deployments import arun_deployment
         from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
         try:
-            async with get_client() as client:
+            async with self._prefect() as client:
                 run = await arun_deployment(
                     self._deployment,
                     client=client,
@@ -811,7 +837,15 @@ def create_app(
             raise exc
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if isinstance(starter, contextlib.AbstractAsyncContextManager):
+                await stack.enter_async_context(starter)  # one Prefect client for all
+            yield
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/webhooks/github", endpoint(GITHUB), methods=["POST"]),
             Route("/webhooks/gitlab", endpoint(GITLAB), methods=["POST"]),

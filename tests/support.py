@@ -214,12 +214,13 @@ def ops_inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 @contextlib.contextmanager
 def receiver_thread(app: Any) -> Iterator[str]:
-    """Serve the ASGI `app` with real uvicorn on a free port; yields its base URL."""
+    """Serve the ASGI `app` with real uvicorn on a free port, its lifespan run as
+    `dualop webhook` runs it; yields its base URL."""
     import uvicorn
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

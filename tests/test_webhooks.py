@@ -1036,25 +1036,75 @@ class TestPrefectRouteStarter:
         with pytest.raises(PrefectUnavailable, match="dualop serve"):
             await self.start(self.starter(tmp_path))
 
+    async def test_entered_it_keeps_one_client_for_every_delivery(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The receiver enters the starter for its lifetime: one Prefect client (one pool
+        of connections) for every delivery, closed at shutdown; outside, one per call."""
+        clients: list[Any] = []
+        calls = self.fake_prefect(monkeypatch, [prefect_error(503)], clients)
+        starter = self.starter(tmp_path)
+        async with starter:
+            for _ in range(3):
+                await self.start(starter)
+        assert len(calls) == 4  # one 503 retried, then three runs
+        assert len(clients) == 1 and not clients[0].open
+        await self.start(starter)
+        assert len(clients) == 2 and not clients[1].open
+
+    def test_the_receiver_enters_its_starter_for_its_lifetime(self, tmp_path: Path) -> None:
+        """`create_app`'s lifespan enters a starter that is an async context manager."""
+        events: list[str] = []
+
+        class EnteredStarter(FakeStarter):
+            async def __aenter__(self) -> EnteredStarter:
+                events.append("entered")
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                events.append("exited")
+
+        starter = EnteredStarter()
+        app = create_app(
+            settings=make_settings(tmp_path), catalog=lambda: make_catalog(WEB), starter=starter
+        )
+        with receiver_thread(app) as url:
+            body = json.dumps(github_push()).encode()
+            answer = httpx.post(
+                f"{url}/webhooks/github", content=body, headers=github_headers(body), timeout=10
+            )
+            assert answer.status_code == 202, answer.text
+            assert events == ["entered"]
+        assert events == ["entered", "exited"]
+
     @staticmethod
     def fake_prefect(
-        monkeypatch: pytest.MonkeyPatch, failures: list[Exception]
+        monkeypatch: pytest.MonkeyPatch,
+        failures: list[Exception],
+        clients: list[Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """`arun_deployment` raising `failures` in turn, then creating the run."""
+        """`arun_deployment` raising `failures` in turn, then creating the run; each
+        Prefect client made is added to `clients`."""
+        clients = [] if clients is None else clients
         import prefect
         import prefect.deployments
 
         calls: list[dict[str, Any]] = []
 
         class FakeClient:
+            def __init__(self) -> None:
+                self.open = False
+                clients.append(self)
+
             async def __aenter__(self) -> FakeClient:
+                self.open = True
                 return self
 
             async def __aexit__(self, *exc: object) -> None:
-                return None
+                self.open = False
 
         async def arun_deployment(name: str, *, client: object, **kwargs: Any) -> Any:
-            assert isinstance(client, FakeClient)
+            assert isinstance(client, FakeClient) and client.open
             calls.append({"name": name, **kwargs})
             if len(calls) <= len(failures):
                 raise failures[len(calls) - 1]

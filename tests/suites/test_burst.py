@@ -282,7 +282,13 @@ def test_burst_of_deliveries(
         postgres_database("dualop_burst")
         if database == "postgres"
         else contextlib.nullcontext() as database_url,
-        suite_stack(tmp_path / "stack", database_url=database_url) as stack,
+        suite_stack(
+            tmp_path / "stack",
+            database_url=database_url,
+            # Each 503 the API answers is logged, so the count below is real: Prefect's
+            # client retries them without a trace.
+            extra_env={"PREFECT_API_LOG_RETRYABLE_ERRORS": "true"},
+        ) as stack,
     ):
         repos = {}
         for i in range(SERVICES):
@@ -321,7 +327,8 @@ def test_burst_of_deliveries(
         accepted = statuses.get(202, 0)
         slowest = sorted(answers, key=lambda a: -a.seconds)[:3]
         server_log = (stack.root / "logs" / "prefect-server.log").read_text(errors="replace")
-        locked = server_log.count("OperationalError: database is locked")
+        # One line per 503 (PREFECT_API_LOG_RETRYABLE_ERRORS): on SQLite, "database is locked".
+        retried = server_log.count("Encountered retryable exception in request")
         with capsys.disabled():
             print(
                 f"\n[burst {database}] {len(answers)} deliveries in {burst_s:.2f}s over "
@@ -336,7 +343,8 @@ def test_burst_of_deliveries(
                 f"{dict(starter.failures) or 'none'}; load average {os.getloadavg()[0]:.1f} on "
                 f"{len(os.sched_getaffinity(0))} CPUs; slowest "
                 f"{[(a.delivery.kind, a.status, round(a.seconds, 1)) for a in slowest]}; "
-                f"'database is locked' errors in the server log: {locked}"
+                f"503s the API answered (retried by Prefect's client; 'database is locked' "
+                f"on SQLite), from the server log: {retried}"
             )
 
         # --- an answer to each, no 5xx, and every bad request refused with its 4xx ---
