@@ -114,12 +114,21 @@ def runner_poll(runner: Runner) -> Callable[[], Awaitable[None]] | None:
 
 
 def scheduled_runs_filter(deployment_ids: Iterable[UUID]) -> EventFilter:
-    """The served deployments' flow-run state events (narrowed to Scheduled states on
-    arrival: the filter cannot match a resource label and a related resource at once)."""
-    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+    """The served deployments' flow runs entering a Scheduled state, filtered by the server
+    (`wake_on_scheduled_runs` checks the state again on arrival)."""
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventRelatedFilter,
+        EventResourceFilter,
+    )
+    from prefect.events.schemas.events import ResourceSpecification
 
     return EventFilter(
         event=EventNameFilter(prefix=["prefect.flow-run."]),
+        resource=EventResourceFilter(
+            labels=ResourceSpecification({"prefect.state-type": "SCHEDULED"})
+        ),
         related=EventRelatedFilter(id=[f"prefect.deployment.{d}" for d in deployment_ids]),
     )
 

@@ -146,12 +146,14 @@ async def test_a_lost_stream_is_subscribed_again_and_a_failed_poll_does_not_stop
     )
 
 
-def test_the_filter_names_the_served_deployments() -> None:
+def test_the_filter_asks_for_the_served_deployments_scheduled_runs() -> None:
     a, b = uuid4(), uuid4()
     events = scheduled_runs_filter([a, b])
     assert events.event is not None and events.event.prefix == ["prefect.flow-run."]
     assert events.related is not None
     assert events.related.id == [f"prefect.deployment.{a}", f"prefect.deployment.{b}"]
+    assert events.resource is not None and events.resource.labels is not None
+    assert events.resource.labels.get("prefect.state-type") == ["SCHEDULED"]
 
 
 async def test_the_poll_runs_only_while_the_runner_is_up() -> None:
