@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "activated",
     "descendants",
     "for_prefect",
+    "http_server",
     "kill_known",
     "ops_inbox",
     "postgres_database",
@@ -201,11 +202,19 @@ def ops_inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         def log_message(self, *args: object) -> None:
             return
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    with http_server(Handler) as port:
+        yield f"json://127.0.0.1:{port}/", received
+
+
+@contextlib.contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve `handler` on a free 127.0.0.1 port from a thread (a thread per request, so a
+    slow answer does not hold up the next); yields the port; shut down on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"json://127.0.0.1:{server.server_address[1]}/", received
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from dualop.catalog import CommandHealth, HttpHealth
 from dualop.exceptions import HealthCheckFailed
 from dualop.health import HealthResult, check_health
+from tests.support import http_server
 
 
 @dataclass
@@ -65,15 +65,8 @@ def server() -> Iterator[tuple[str, Script]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", script
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(Handler) as port:
+        yield f"http://127.0.0.1:{port}", script
 
 
 def free_port() -> int:
