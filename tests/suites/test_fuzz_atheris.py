@@ -21,9 +21,17 @@ SECONDS = 20
 
 
 @pytest.mark.parametrize("target", ["webhook", "catalog"])
-def test_fuzzer_finds_no_crash(target: str) -> None:
+def test_fuzzer_finds_no_crash(target: str, tmp_path: Path) -> None:
+    # A crashing input is written under the test's folder, not into the checkout.
     done = subprocess.run(
-        [sys.executable, str(FUZZER), target, f"-max_total_time={SECONDS}", "-seed=1"],
+        [
+            sys.executable,
+            str(FUZZER),
+            target,
+            f"-max_total_time={SECONDS}",
+            "-seed=1",
+            f"-artifact_prefix={tmp_path}/",
+        ],
         capture_output=True,
         text=True,
         timeout=SECONDS * 6,
