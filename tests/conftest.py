@@ -5,6 +5,12 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Tests marked `pytest.mark.anyio` run on asyncio, as Prefect and uvicorn do."""
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def _git_identity(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory

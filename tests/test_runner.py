@@ -19,11 +19,6 @@ from dualop.runner import runner_poll, scheduled_runs_filter, wake_on_scheduled_
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def state_event(state_type: str) -> Any:
     """What the wake-up reads of a Prefect event: its resource's labels."""
     return SimpleNamespace(resource={"prefect.state-type": state_type})

@@ -42,11 +42,6 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 LIMIT = 4096
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --- helpers -------------------------------------------------------------------------------
 
 
